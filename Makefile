@@ -1,0 +1,101 @@
+# lowrank: command-line tools for low-rank adaptation of transformers.
+# `make help` lists the targets.
+
+VERSION := 0.1.0
+PREFIX ?= /usr/local
+
+CXX ?= g++
+OPTIMIZE ?= -O2 -march=native
+CXXFLAGS ?= $(OPTIMIZE) -g
+WARNINGS := -Wall -Wextra -Werror
+CPPFLAGS += -Ilib -isystem /usr/include/stb -DLOWRANK_VERSION='"$(VERSION)"' -MMD -MP
+ALL_CXXFLAGS := -std=c++20 -pthread $(WARNINGS) $(CXXFLAGS)
+LDLIBS := -lboost_program_options -lfmt -lopenblas -lz -pthread
+
+# Debian packages: to build, to run the tests, to run the demo, to run the benchmarks.
+DEPS_BUILD := g++ make libopenblas-dev libboost-program-options-dev libfmt-dev \
+	doctest-dev libstb-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev zlib1g-dev
+DEPS_CHECK := mandoc python3
+DEPS_DEMO := fortunes
+DEPS_BENCH := python3-numpy python3-scipy python3-sklearn
+
+LIBRARY := lib/liblowrank.a
+LIBRARY_SOURCES := $(sort $(wildcard lib/*/*.cpp))
+LIBRARY_OBJECTS := $(LIBRARY_SOURCES:%.cpp=build/%.o)
+TOOL_SOURCES := $(sort $(wildcard tools/*.cpp))
+TOOLS := $(TOOL_SOURCES:tools/%.cpp=bin/%)
+UNIT_SOURCES := $(sort $(wildcard tests/unit/*.cpp))
+UNIT_OBJECTS := $(UNIT_SOURCES:%.cpp=build/%.o)
+UNIT_TESTS := build/unit-tests
+MAN_PAGES := $(sort $(wildcard man/*.[1-9]))
+
+.PHONY: all deps check unit-tests e2e-tests man-lint bench demo install uninstall clean help
+.DEFAULT_GOAL := all
+.SECONDARY:
+
+all: deps $(TOOLS)
+
+deps:
+	@scripts/install-deps $(DEPS_BUILD) $(DEPS_CHECK) $(DEPS_DEMO)
+
+$(LIBRARY): $(LIBRARY_OBJECTS)
+	@rm -f $@
+	ar rcs $@ $^
+
+bin/%: build/tools/%.o $(LIBRARY)
+	@mkdir -p $(@D)
+	$(CXX) $(ALL_CXXFLAGS) -o $@ $< $(LIBRARY) $(LDLIBS)
+
+build/%.o: %.cpp | deps
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(ALL_CXXFLAGS) -c -o $@ $<
+
+$(UNIT_TESTS): $(UNIT_OBJECTS) $(LIBRARY)
+	$(CXX) $(ALL_CXXFLAGS) -o $@ $(UNIT_OBJECTS) $(LIBRARY) $(LDLIBS)
+
+check: all unit-tests e2e-tests man-lint
+
+unit-tests: $(UNIT_TESTS)
+	$(UNIT_TESTS)
+
+e2e-tests: $(TOOLS)
+	tests/e2e/run-all
+
+man-lint:
+	mandoc -Tlint -Wwarning $(MAN_PAGES)
+
+bench: all
+	@scripts/install-deps $(DEPS_BENCH)
+	bench/run-all
+
+demo: all
+	$(MAKE) -C demo
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin
+	for page in $(MAN_PAGES); do \
+	    section=$${page##*.}; \
+	    install -m 644 $$page $(DESTDIR)$(PREFIX)/share/man/man$$section; \
+	done
+
+uninstall:
+	rm -f $(TOOLS:bin/%=$(DESTDIR)$(PREFIX)/bin/%) \
+	    $(foreach page,$(MAN_PAGES),$(DESTDIR)$(PREFIX)/share/man/man$(subst .,,$(suffix $(page)))/$(notdir $(page)))
+
+clean:
+	rm -rf build bin $(LIBRARY)
+	$(MAKE) -C demo clean
+
+help:
+	@echo "make            install missing Debian packages, build lib/liblowrank.a and bin/*"
+	@echo "make check      build and run every test: unit, end-to-end, man-page lint"
+	@echo "make demo       run the demo experiment (demo/out/REPORT.md)"
+	@echo "make bench      run the benchmarks against their peers (installs the peers)"
+	@echo "make deps       install the Debian packages the build, tests and demo need"
+	@echo "make install    install tools and man pages under PREFIX (now $(PREFIX))"
+	@echo "make uninstall  remove what make install put under PREFIX"
+	@echo "make clean      remove build outputs"
+	@echo "Variables: PREFIX, DESTDIR, CXX, OPTIMIZE (now $(OPTIMIZE)), CXXFLAGS"
+
+-include $(LIBRARY_OBJECTS:.o=.d) $(UNIT_OBJECTS:.o=.d) $(TOOL_SOURCES:%.cpp=build/%.d)

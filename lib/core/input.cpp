@@ -1,0 +1,122 @@
+#include "core/input.hpp"
+
+#include "core/error.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <utility>
+
+namespace lowrank {
+namespace {
+
+// Closes a file descriptor when it goes out of scope.
+struct descriptor {
+    int fd;
+    ~descriptor() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+int open_for_reading(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw error_in(path, system_message(errno));
+    return fd;
+}
+
+}  // namespace
+
+mapped_file::mapped_file(const std::string& path) : path_(path) {
+    descriptor file{open_for_reading(path)};
+    struct stat info {};
+    if (::fstat(file.fd, &info) != 0) throw error_in(path, system_message(errno));
+    if (S_ISDIR(info.st_mode)) throw error_in(path, "is a directory");
+    if (!S_ISREG(info.st_mode)) throw error_in(path, "not a regular file");
+    size_ = static_cast<std::size_t>(info.st_size);
+    if (size_ == 0) return;  // mmap refuses empty mappings; an empty view is what we want
+    data_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.fd, 0);
+    if (data_ == MAP_FAILED) {
+        data_ = nullptr;
+        throw error_in(path, "cannot map: " + system_message(errno));
+    }
+}
+
+mapped_file::~mapped_file() {
+    if (data_) ::munmap(data_, size_);
+}
+
+mapped_file::mapped_file(mapped_file&& other) noexcept
+    : path_(std::move(other.path_)),
+      data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)) {}
+
+mapped_file& mapped_file::operator=(mapped_file&& other) noexcept {
+    if (this != &other) {
+        if (data_) ::munmap(data_, size_);
+        path_ = std::move(other.path_);
+        data_ = std::exchange(other.data_, nullptr);
+        size_ = std::exchange(other.size_, 0);
+    }
+    return *this;
+}
+
+std::string read_all(int fd, const std::string& path) {
+    std::string data;
+    std::size_t used = 0;
+    for (;;) {
+        if (data.size() - used < (1u << 16)) data.resize(std::max<std::size_t>(data.size() * 2, 1u << 20));
+        ssize_t got = ::read(fd, data.data() + used, data.size() - used);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            throw error_in(path, system_message(errno));
+        }
+        if (got == 0) break;
+        used += static_cast<std::size_t>(got);
+    }
+    data.resize(used);
+    return data;
+}
+
+input_text::input_text(const std::string& path) : path_(path) {
+    if (path.empty() || path == "-") {
+        owned_ = read_all(STDIN_FILENO, path);
+        text_ = owned_;
+        return;
+    }
+    struct stat info {};
+    if (::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode)) {
+        mapped_.emplace(path);
+        text_ = mapped_->text();
+        return;
+    }
+    descriptor file{open_for_reading(path)};
+    if (::fstat(file.fd, &info) == 0 && S_ISDIR(info.st_mode)) throw error_in(path, "is a directory");
+    owned_ = read_all(file.fd, path);
+    text_ = owned_;
+}
+
+bool line_cursor::next(std::string_view& line) {
+    if (rest_.empty()) return false;
+    std::size_t end = rest_.find('\n');
+    if (end == std::string_view::npos) {
+        line = rest_;
+        rest_ = {};
+    } else {
+        line = rest_.substr(0, end);
+        rest_.remove_prefix(end + 1);
+    }
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    ++line_number_;
+    return true;
+}
+
+std::string_view strip_byte_order_mark(std::string_view text) {
+    if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
+    return text;
+}
+
+}  // namespace lowrank

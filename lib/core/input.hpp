@@ -1,0 +1,71 @@
+// Reading inputs: files through a read-only mmap, stdin ("-") into memory, and lines.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace lowrank {
+
+// A regular file mapped read-only. Zero-copy: views stay valid while the object lives.
+class mapped_file {
+public:
+    explicit mapped_file(const std::string& path);
+    ~mapped_file();
+    mapped_file(mapped_file&& other) noexcept;
+    mapped_file& operator=(mapped_file&& other) noexcept;
+    mapped_file(const mapped_file&) = delete;
+    mapped_file& operator=(const mapped_file&) = delete;
+
+    const std::string& path() const { return path_; }
+    std::size_t size() const { return size_; }
+    std::span<const std::byte> bytes() const { return {static_cast<const std::byte*>(data_), size_}; }
+    std::string_view text() const { return {static_cast<const char*>(data_), size_}; }
+
+private:
+    std::string path_;
+    void* data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+// A whole input as bytes: a regular file is mapped, anything else (stdin as "-", a pipe,
+// a terminal) is read into memory.
+class input_text {
+public:
+    explicit input_text(const std::string& path);
+
+    const std::string& path() const { return path_; }
+    std::string_view text() const { return text_; }
+
+private:
+    std::string path_;
+    std::optional<mapped_file> mapped_;
+    std::string owned_;
+    std::string_view text_;
+};
+
+// Reads all of a file descriptor into a string (for pipes and stdin).
+std::string read_all(int fd, const std::string& path);
+
+// Walks the lines of a text. A line ends at "\n", which is not part of it, nor is a "\r"
+// right before it (CRLF files read like LF files). A last line without "\n" still counts.
+class line_cursor {
+public:
+    explicit line_cursor(std::string_view text) : rest_(text) {}
+
+    // The next line, or false at the end of the text.
+    bool next(std::string_view& line);
+    // 1-based number of the line last returned by next().
+    std::size_t line_number() const { return line_number_; }
+
+private:
+    std::string_view rest_;
+    std::size_t line_number_ = 0;
+};
+
+// The text without a UTF-8 byte order mark at its start.
+std::string_view strip_byte_order_mark(std::string_view text);
+
+}  // namespace lowrank

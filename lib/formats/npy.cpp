@@ -1,0 +1,322 @@
+#include "formats/npy.hpp"
+
+#include "core/error.hpp"
+
+#include <cstdio>
+#include <cstring>
+#include <fmt/format.h>
+#include <limits>
+
+namespace lowrank {
+namespace {
+
+constexpr std::string_view magic = "\x93NUMPY";
+constexpr std::size_t alignment = 64;
+
+struct descr_entry {
+    std::string_view descr;
+    dtype type;
+};
+
+// The little-endian (or byte-order-free) spellings NumPy writes, plus "<" for 1-byte types.
+constexpr descr_entry descr_table[] = {
+    {"<f2", dtype::f16}, {"<f4", dtype::f32}, {"<f8", dtype::f64}, {"|i1", dtype::i8},
+    {"<i1", dtype::i8},  {"<i2", dtype::i16}, {"<i4", dtype::i32}, {"<i8", dtype::i64},
+    {"|u1", dtype::u8},  {"<u1", dtype::u8},  {"<u2", dtype::u16}, {"<u4", dtype::u32},
+    {"<u8", dtype::u64}, {"|b1", dtype::boolean},
+};
+
+// A reader of the Python dict literal in the header:
+// {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }
+class header_parser {
+public:
+    header_parser(std::string_view text, std::string_view path) : text_(text), path_(path) {}
+
+    void skip_spaces() {
+        while (position_ < text_.size() && (text_[position_] == ' ' || text_[position_] == '\n')) ++position_;
+    }
+    bool accept(char c) {
+        skip_spaces();
+        if (position_ < text_.size() && text_[position_] == c) {
+            ++position_;
+            return true;
+        }
+        return false;
+    }
+    void expect(char c) {
+        if (!accept(c)) fail(fmt::format("expected '{}'", c));
+    }
+    std::string string_literal() {
+        skip_spaces();
+        if (position_ >= text_.size() || (text_[position_] != '\'' && text_[position_] != '"'))
+            fail("expected a quoted string");
+        char quote = text_[position_++];
+        std::size_t end = text_.find(quote, position_);
+        if (end == std::string_view::npos) fail("unterminated string");
+        std::string value(text_.substr(position_, end - position_));
+        position_ = end + 1;
+        return value;
+    }
+    bool boolean_literal() {
+        skip_spaces();
+        for (auto [word, value] : {std::pair{std::string_view("True"), true}, {std::string_view("False"), false}}) {
+            if (text_.substr(position_).starts_with(word)) {
+                position_ += word.size();
+                return value;
+            }
+        }
+        fail("expected True or False");
+    }
+    std::vector<std::size_t> shape_tuple() {
+        expect('(');
+        std::vector<std::size_t> shape;
+        while (!accept(')')) {
+            skip_spaces();
+            std::size_t start = position_;
+            std::size_t value = 0;
+            while (position_ < text_.size() && text_[position_] >= '0' && text_[position_] <= '9') {
+                std::size_t digit = static_cast<std::size_t>(text_[position_] - '0');
+                if (value > (std::numeric_limits<std::size_t>::max() - digit) / 10) fail("dimension too large");
+                value = value * 10 + digit;
+                ++position_;
+            }
+            if (position_ == start) fail("expected a non-negative integer in the shape");
+            if (position_ < text_.size() && text_[position_] == 'L') ++position_;  // Python 2 longs
+            shape.push_back(value);
+            if (!accept(',')) {
+                expect(')');
+                break;
+            }
+        }
+        return shape;
+    }
+    bool at_end() {
+        skip_spaces();
+        return position_ == text_.size();
+    }
+    [[noreturn]] void fail(std::string_view what) const {
+        throw error_in(path_, fmt::format("malformed .npy header: {} at offset {} of \"{}\"", what, position_, text_));
+    }
+
+private:
+    std::string_view text_;
+    std::string_view path_;
+    std::size_t position_ = 0;
+};
+
+std::uint32_t read_little_endian(const std::byte* bytes, std::size_t count) {
+    std::uint32_t value = 0;
+    for (std::size_t i = 0; i < count; ++i) value |= static_cast<std::uint32_t>(bytes[i]) << (8 * i);
+    return value;
+}
+
+std::string dict_text(dtype type, const std::vector<std::size_t>& shape) {
+    std::string shape_text = "(";
+    for (std::size_t i = 0; i < shape.size(); ++i) shape_text += fmt::format("{}{}", i ? ", " : "", shape[i]);
+    if (shape.size() == 1) shape_text += ",";
+    shape_text += ")";
+    return fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}", npy_descr(type), shape_text);
+}
+
+}  // namespace
+
+std::size_t npy_header::element_count() const {
+    std::size_t count = 1;
+    for (std::size_t dimension : shape) count *= dimension;
+    return count;
+}
+
+std::string npy_descr(dtype type) {
+    for (const auto& entry : descr_table)
+        if (entry.type == type) return std::string(entry.descr);
+    throw error(fmt::format("dtype {} cannot be stored in .npy", safetensors_name(type)));
+}
+
+npy_header parse_npy_header(std::span<const std::byte> file, std::string_view path) {
+    auto bytes = reinterpret_cast<const char*>(file.data());
+    if (file.size() < 10 || std::string_view(bytes, 6) != magic)
+        throw error_in(path, "not a .npy file (no \\x93NUMPY magic)");
+    int major = static_cast<int>(file[6]);
+    std::size_t length_size = major == 1 ? 2 : 4;
+    if (major < 1 || major > 3) throw error_in(path, fmt::format(".npy format version {} is not supported", major));
+    if (file.size() < 6 + 2 + length_size) throw error_in(path, "truncated .npy header");
+    std::size_t header_length = read_little_endian(file.data() + 8, length_size);
+    std::size_t data_offset = 8 + length_size + header_length;
+    if (data_offset > file.size())
+        throw error_in(path, fmt::format(".npy header length {} runs past the end of the file ({} bytes)",
+                                         header_length, file.size()));
+
+    header_parser parser(std::string_view(bytes + 8 + length_size, header_length), path);
+    npy_header header;
+    header.data_offset = data_offset;
+    std::string descr;
+    bool fortran_order = false, has_descr = false, has_order = false, has_shape = false;
+    parser.expect('{');
+    while (!parser.accept('}')) {
+        std::string key = parser.string_literal();
+        parser.expect(':');
+        if (key == "descr") {
+            descr = parser.string_literal();
+            has_descr = true;
+        } else if (key == "fortran_order") {
+            fortran_order = parser.boolean_literal();
+            has_order = true;
+        } else if (key == "shape") {
+            header.shape = parser.shape_tuple();
+            has_shape = true;
+        } else {
+            parser.fail(fmt::format("unexpected key '{}'", key));
+        }
+        if (!parser.accept(',')) {
+            parser.expect('}');
+            break;
+        }
+    }
+    if (!parser.at_end()) parser.fail("text after the dict");
+    if (!has_descr || !has_order || !has_shape) parser.fail("missing one of 'descr', 'fortran_order', 'shape'");
+
+    if (fortran_order)
+        throw error_in(path, "Fortran-order arrays are not supported; save with numpy.ascontiguousarray(a)");
+    if (descr.size() == 3 && descr[0] == '>' && descr[2] != '1')
+        throw error_in(path, fmt::format("big-endian dtype '{}' is not supported; convert with a.astype('<{}')",
+                                         descr, descr.substr(1)));
+    bool known = false;
+    for (const auto& entry : descr_table)
+        if (entry.descr == descr || (descr.size() == 3 && descr[0] == '=' && entry.descr.substr(1) == descr.substr(1))) {
+            header.type = entry.type;
+            known = true;
+            break;
+        }
+    if (!known) throw error_in(path, fmt::format("unsupported .npy dtype '{}'", descr));
+
+    std::size_t count = 1;
+    for (std::size_t dimension : header.shape) {
+        if (dimension != 0 && count > std::numeric_limits<std::size_t>::max() / dimension / 8)
+            throw error_in(path, "the .npy shape is too large");
+        count *= dimension;
+    }
+    std::size_t data_size = count * dtype_size(header.type);
+    std::size_t present = file.size() - data_offset;
+    if (present < data_size)
+        throw error_in(path, fmt::format("truncated: the .npy header declares {} bytes of data, the file holds {}",
+                                         data_size, present));
+    if (present > data_size)
+        throw error_in(path, fmt::format("{} bytes after the end of the array that the .npy header declares",
+                                         present - data_size));
+    return header;
+}
+
+std::string npy_header_bytes(dtype type, const std::vector<std::size_t>& shape, std::size_t reserve) {
+    std::string dict = dict_text(type, shape);
+    std::size_t unpadded = magic.size() + 2 + 2 + dict.size() + reserve + 1;  // + '\n'
+    bool version_two = unpadded > 65535 + 10;
+    if (version_two) unpadded += 2;
+    std::size_t total = (unpadded + alignment - 1) / alignment * alignment;
+    std::size_t length_size = version_two ? 4 : 2;
+    std::size_t header_length = total - magic.size() - 2 - length_size;
+
+    std::string bytes(magic);
+    bytes += static_cast<char>(version_two ? 2 : 1);
+    bytes += '\0';
+    for (std::size_t i = 0; i < length_size; ++i) bytes += static_cast<char>((header_length >> (8 * i)) & 0xFF);
+    bytes += dict;
+    bytes.append(total - bytes.size() - 1, ' ');
+    bytes += '\n';
+    return bytes;
+}
+
+npy_array::npy_array(const std::string& path) : input_(path) {
+    auto file = std::as_bytes(std::span(input_.text().data(), input_.text().size()));
+    header_ = parse_npy_header(file, display_name(path));
+    data_ = file.subspan(header_.data_offset);
+}
+
+std::vector<float> npy_array::to_float() const {
+    std::vector<float> values(element_count());
+    convert_to_float(type(), data_.data(), values.size(), values.data());
+    return values;
+}
+
+std::vector<std::int64_t> npy_array::to_int64() const {
+    std::vector<std::int64_t> values(element_count());
+    std::size_t size = dtype_size(type());
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        const std::byte* element = data_.data() + i * size;
+        switch (type()) {
+        case dtype::boolean: case dtype::u8: values[i] = static_cast<std::uint8_t>(*element); break;
+        case dtype::i8: values[i] = static_cast<std::int8_t>(*element); break;
+        case dtype::u16: { std::uint16_t v; std::memcpy(&v, element, 2); values[i] = v; break; }
+        case dtype::i16: { std::int16_t v; std::memcpy(&v, element, 2); values[i] = v; break; }
+        case dtype::u32: { std::uint32_t v; std::memcpy(&v, element, 4); values[i] = v; break; }
+        case dtype::i32: { std::int32_t v; std::memcpy(&v, element, 4); values[i] = v; break; }
+        case dtype::i64: std::memcpy(&values[i], element, 8); break;
+        case dtype::u64: {
+            std::uint64_t v;
+            std::memcpy(&v, element, 8);
+            if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+                throw error_in(path(), fmt::format("element {} ({}) does not fit in int64", i, v));
+            values[i] = static_cast<std::int64_t>(v);
+            break;
+        }
+        default:
+            throw error_in(path(), fmt::format("holds {} values where integers are expected", npy_descr(type())));
+        }
+    }
+    return values;
+}
+
+npy_writer::npy_writer(output_stream& out, dtype type, std::vector<std::size_t> row_shape,
+                       std::optional<std::size_t> rows)
+    : out_(out), type_(type), row_shape_(std::move(row_shape)), declared_rows_(rows) {
+    row_bytes_ = dtype_size(type);
+    for (std::size_t dimension : row_shape_) row_bytes_ *= dimension;
+    std::vector<std::size_t> shape{rows.value_or(0)};
+    shape.insert(shape.end(), row_shape_.begin(), row_shape_.end());
+    // Room to rewrite the row count with up to 20 digits once it is known.
+    std::string header = npy_header_bytes(type, shape, rows ? 0 : 20);
+    header_size_ = header.size();
+    out_.write(header);
+}
+
+void npy_writer::write_rows(const void* data, std::size_t count) {
+    out_.write(data, count * row_bytes_);
+    rows_written_ += count;
+}
+
+void npy_writer::finish() {
+    if (declared_rows_) {
+        if (*declared_rows_ != rows_written_)
+            throw error(fmt::format("{}: wrote {} rows where {} were declared",
+                                    out_.is_stdout() ? "standard output" : out_.path(), rows_written_,
+                                    *declared_rows_));
+        return;
+    }
+    std::vector<std::size_t> shape{rows_written_};
+    shape.insert(shape.end(), row_shape_.begin(), row_shape_.end());
+    std::string dict = dict_text(type_, shape);
+    std::FILE* file = out_.file();
+    std::size_t length_size = 2;
+    if (std::fflush(file) != 0 || std::fseek(file, 0, SEEK_SET) != 0)
+        throw error(fmt::format("{}: cannot rewrite the .npy header on a stream that cannot seek; "
+                                "write to a file with -o", out_.is_stdout() ? "standard output" : out_.path()));
+    // Same header size as before, so the data does not move: the dict, then spaces, then '\n'.
+    std::string header = npy_header_bytes(type_, shape, header_size_ - (magic.size() + 2 + length_size + dict.size() + 1));
+    if (header.size() != header_size_) throw error("internal error: .npy header size changed");
+    out_.write(header);
+    if (std::fflush(file) != 0 || std::fseek(file, 0, SEEK_END) != 0)
+        throw error_in(out_.path(), "write failed: " + system_message(errno));
+}
+
+void write_npy(output_stream& out, dtype type, const std::vector<std::size_t>& shape, const void* data) {
+    std::vector<std::size_t> row_shape(shape.begin() + (shape.empty() ? 0 : 1), shape.end());
+    if (shape.empty()) {
+        out.write(npy_header_bytes(type, shape));
+        out.write(data, dtype_size(type));
+        return;
+    }
+    npy_writer writer(out, type, row_shape, shape[0]);
+    writer.write_rows(data, shape[0]);
+    writer.finish();
+}
+
+}  // namespace lowrank
