@@ -10,7 +10,8 @@ CXXFLAGS ?= $(OPTIMIZE) -g
 WARNINGS := -Wall -Wextra -Werror
 CPPFLAGS += -Ilib -isystem /usr/include/stb -DLOWRANK_VERSION='"$(VERSION)"' -MMD -MP
 ALL_CXXFLAGS := -std=c++20 -pthread $(WARNINGS) $(CXXFLAGS)
-LDLIBS := -lboost_program_options -lfmt -lopenblas -lz -pthread
+# --as-needed: a tool links only the libraries it calls (no OpenBLAS threads in glue-eval).
+LDLIBS := -Wl,--as-needed -lboost_program_options -lfmt -lopenblas -lz -pthread
 
 # Debian packages: to build, to run the tests, to run the demo, to run the benchmarks.
 DEPS_BUILD := g++ make libopenblas-dev libboost-program-options-dev libfmt-dev \

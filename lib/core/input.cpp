@@ -2,6 +2,7 @@
 
 #include "core/error.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -38,7 +39,7 @@ mapped_file::mapped_file(const std::string& path) : path_(path) {
     if (!S_ISREG(info.st_mode)) throw error_in(path, "not a regular file");
     size_ = static_cast<std::size_t>(info.st_size);
     if (size_ == 0) return;  // mmap refuses empty mappings; an empty view is what we want
-    data_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.fd, 0);
+    data_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, file.fd, 0);
     if (data_ == MAP_FAILED) {
         data_ = nullptr;
         throw error_in(path, "cannot map: " + system_message(errno));
@@ -112,6 +113,12 @@ bool line_cursor::next(std::string_view& line) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     ++line_number_;
     return true;
+}
+
+std::size_t line_cursor::lines_left() const {
+    if (rest_.empty()) return 0;
+    auto newlines = static_cast<std::size_t>(std::count(rest_.begin(), rest_.end(), '\n'));
+    return newlines + (rest_.back() == '\n' ? 0 : 1);
 }
 
 std::string_view strip_byte_order_mark(std::string_view text) {

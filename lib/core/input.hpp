@@ -59,6 +59,8 @@ public:
     bool next(std::string_view& line);
     // 1-based number of the line last returned by next().
     std::size_t line_number() const { return line_number_; }
+    // How many lines next() will still return (counts the newlines left: one fast pass).
+    std::size_t lines_left() const;
 
 private:
     std::string_view rest_;

@@ -7,7 +7,9 @@
 #include <thread>
 #include <vector>
 
-extern "C" void openblas_set_num_threads(int threads);
+// Weak: tools that do no matrix products are linked without OpenBLAS (whose worker threads
+// would otherwise start with the process and spin), and then this is null.
+extern "C" void openblas_set_num_threads(int threads) __attribute__((weak));
 
 namespace lowrank {
 namespace {
@@ -26,7 +28,7 @@ int available_cores() {
 
 void set_thread_count(int threads) {
     configured_threads = std::max(1, threads);
-    openblas_set_num_threads(configured_threads);
+    if (openblas_set_num_threads) openblas_set_num_threads(configured_threads);
 }
 
 int thread_count() {

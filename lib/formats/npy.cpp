@@ -206,21 +206,24 @@ npy_header parse_npy_header(std::span<const std::byte> file, std::string_view pa
     return header;
 }
 
-std::string npy_header_bytes(dtype type, const std::vector<std::size_t>& shape, std::size_t reserve) {
+std::string npy_header_bytes(dtype type, const std::vector<std::size_t>& shape) {
+    constexpr std::size_t growth_digits = 21;
     std::string dict = dict_text(type, shape);
-    std::size_t unpadded = magic.size() + 2 + 2 + dict.size() + reserve + 1;  // + '\n'
-    bool version_two = unpadded > 65535 + 10;
-    if (version_two) unpadded += 2;
-    std::size_t total = (unpadded + alignment - 1) / alignment * alignment;
-    std::size_t length_size = version_two ? 4 : 2;
-    std::size_t header_length = total - magic.size() - 2 - length_size;
-
+    if (!shape.empty()) dict.append(growth_digits - fmt::formatted_size("{}", shape[0]), ' ');
+    // NumPy pads with 1 to 64 spaces so that magic, length field, dict and '\n' fill a multiple of 64.
+    auto padded_length = [&](std::size_t prefix) { return dict.size() + alignment - (prefix + dict.size() + 1) % alignment + 1; };
+    std::size_t length_size = 2;
+    std::size_t header_length = padded_length(magic.size() + 2 + length_size);
+    if (header_length > 65535) {
+        length_size = 4;
+        header_length = padded_length(magic.size() + 2 + length_size);
+    }
     std::string bytes(magic);
-    bytes += static_cast<char>(version_two ? 2 : 1);
+    bytes += static_cast<char>(length_size == 2 ? 1 : 2);
     bytes += '\0';
     for (std::size_t i = 0; i < length_size; ++i) bytes += static_cast<char>((header_length >> (8 * i)) & 0xFF);
     bytes += dict;
-    bytes.append(total - bytes.size() - 1, ' ');
+    bytes.append(header_length - dict.size() - 1, ' ');
     bytes += '\n';
     return bytes;
 }
@@ -272,8 +275,7 @@ npy_writer::npy_writer(output_stream& out, dtype type, std::vector<std::size_t> 
     for (std::size_t dimension : row_shape_) row_bytes_ *= dimension;
     std::vector<std::size_t> shape{rows.value_or(0)};
     shape.insert(shape.end(), row_shape_.begin(), row_shape_.end());
-    // Room to rewrite the row count with up to 20 digits once it is known.
-    std::string header = npy_header_bytes(type, shape, rows ? 0 : 20);
+    std::string header = npy_header_bytes(type, shape);
     header_size_ = header.size();
     out_.write(header);
 }
@@ -293,14 +295,12 @@ void npy_writer::finish() {
     }
     std::vector<std::size_t> shape{rows_written_};
     shape.insert(shape.end(), row_shape_.begin(), row_shape_.end());
-    std::string dict = dict_text(type_, shape);
     std::FILE* file = out_.file();
-    std::size_t length_size = 2;
     if (std::fflush(file) != 0 || std::fseek(file, 0, SEEK_SET) != 0)
         throw error(fmt::format("{}: cannot rewrite the .npy header on a stream that cannot seek; "
                                 "write to a file with -o", out_.is_stdout() ? "standard output" : out_.path()));
-    // Same header size as before, so the data does not move: the dict, then spaces, then '\n'.
-    std::string header = npy_header_bytes(type_, shape, header_size_ - (magic.size() + 2 + length_size + dict.size() + 1));
+    // The room for 21 digits keeps the header the same size, so the data does not move.
+    std::string header = npy_header_bytes(type_, shape);
     if (header.size() != header_size_) throw error("internal error: .npy header size changed");
     out_.write(header);
     if (std::fflush(file) != 0 || std::fseek(file, 0, SEEK_END) != 0)

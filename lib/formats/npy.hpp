@@ -33,9 +33,10 @@ std::string npy_descr(dtype type);
 npy_header parse_npy_header(std::span<const std::byte> file, std::string_view path);
 
 // The bytes of a complete header (magic, version, length, dict, padding) for an array of
-// `type` and `shape`, padded to a multiple of 64 bytes with `reserve` extra spaces so that
-// a streaming writer can later rewrite a larger first dimension in place.
-std::string npy_header_bytes(dtype type, const std::vector<std::size_t>& shape, std::size_t reserve = 0);
+// `type` and `shape`, exactly as numpy.save writes them: the dict, room for the first
+// dimension to grow to 21 digits (so a streaming writer can rewrite the row count in
+// place), spaces up to a multiple of 64 bytes, and a newline.
+std::string npy_header_bytes(dtype type, const std::vector<std::size_t>& shape);
 
 // A whole .npy file: a regular file is mapped, stdin ("-") is read into memory.
 class npy_array {

@@ -28,6 +28,8 @@ public:
 
     // Reads the next data row into `fields`; false at the end of the file.
     bool next(std::vector<std::string_view>& fields);
+    // How many rows next() will still read.
+    std::size_t rows_left() const { return lines_.lines_left(); }
     // 1-based line number of the row last read.
     std::size_t line_number() const { return lines_.line_number(); }
 

@@ -102,6 +102,10 @@ side_values read_side(const side_request& request) {
 
     side_values side;
     side.first_line = request.has_header ? 2 : 1;
+    std::size_t rows = file.rows_left();
+    if (request.labels) side.label_ids.reserve(rows);
+    if (request.numbers) side.numbers.reserve(rows);
+    if (request.index_column) side.indices.reserve(rows);
     std::vector<std::string_view> fields;
     while (file.next(fields)) {
         if (request.whole_line && fields.size() > 1)

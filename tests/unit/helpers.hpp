@@ -1,0 +1,40 @@
+// Shared by the unit tests: scratch files and byte strings.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <fstream>
+#include <span>
+#include <string>
+
+namespace lowrank::testing {
+
+// A folder that exists for the test's lifetime.
+class scratch_folder {
+public:
+    scratch_folder() {
+        std::string pattern = (std::filesystem::temp_directory_path() / "lowrank-unit.XXXXXX").string();
+        path_ = ::mkdtemp(pattern.data());
+    }
+    ~scratch_folder() { std::filesystem::remove_all(path_); }
+    std::string file(const std::string& name) const { return (path_ / name).string(); }
+    const std::filesystem::path& path() const { return path_; }
+
+private:
+    std::filesystem::path path_;
+};
+
+inline void write_file(const std::string& path, const std::string& bytes) {
+    std::ofstream(path, std::ios::binary) << bytes;
+}
+
+inline std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+inline std::span<const std::byte> as_bytes(const std::string& text) {
+    return {reinterpret_cast<const std::byte*>(text.data()), text.size()};
+}
+
+}  // namespace lowrank::testing
