@@ -9,28 +9,42 @@ OPTIMIZE ?= -O2 -march=native
 CXXFLAGS ?= $(OPTIMIZE) -g
 WARNINGS := -Wall -Wextra -Werror
 CPPFLAGS += -Ilib -isystem /usr/include/stb -DLOWRANK_VERSION='"$(VERSION)"' -MMD -MP
-ALL_CXXFLAGS := -std=c++20 -pthread $(WARNINGS) $(CXXFLAGS)
 # --as-needed: a tool links only the libraries it calls (no OpenBLAS threads in glue-eval).
 LDLIBS := -Wl,--as-needed -lboost_program_options -lfmt -lopenblas -lz -pthread
 
-# Debian packages: to build, to run the tests, to run the demo, to run the benchmarks.
+# `make check SANITIZE=1`: everything built with AddressSanitizer and UndefinedBehaviorSanitizer
+# (LeakSanitizer included) into build/sanitize/, and the tests run on those binaries.
+ifdef SANITIZE
+BUILD := build/sanitize
+BIN := $(BUILD)/bin
+LIBRARY := $(BUILD)/liblowrank.a
+SANITIZER_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+else
+BUILD := build
+BIN := bin
+LIBRARY := lib/liblowrank.a
+SANITIZER_FLAGS :=
+endif
+ALL_CXXFLAGS := -std=c++20 -pthread $(WARNINGS) $(CXXFLAGS) $(SANITIZER_FLAGS)
+
+# Debian packages: to build, to run the tests, to run the demo, to run the benchmarks, to fuzz.
 DEPS_BUILD := g++ make libopenblas-dev libboost-program-options-dev libfmt-dev \
 	doctest-dev libstb-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev zlib1g-dev
 DEPS_CHECK := mandoc python3
 DEPS_DEMO := fortunes
-DEPS_BENCH := python3-numpy python3-scipy python3-sklearn
+DEPS_BENCH := python3-numpy python3-scipy python3-sklearn bc
+DEPS_FUZZ := clang libclang-rt-14-dev
 
-LIBRARY := lib/liblowrank.a
 LIBRARY_SOURCES := $(sort $(wildcard lib/*/*.cpp))
-LIBRARY_OBJECTS := $(LIBRARY_SOURCES:%.cpp=build/%.o)
+LIBRARY_OBJECTS := $(LIBRARY_SOURCES:%.cpp=$(BUILD)/%.o)
 TOOL_SOURCES := $(sort $(wildcard tools/*.cpp))
-TOOLS := $(TOOL_SOURCES:tools/%.cpp=bin/%)
+TOOLS := $(TOOL_SOURCES:tools/%.cpp=$(BIN)/%)
 UNIT_SOURCES := $(sort $(wildcard tests/unit/*.cpp))
-UNIT_OBJECTS := $(UNIT_SOURCES:%.cpp=build/%.o)
-UNIT_TESTS := build/unit-tests
+UNIT_OBJECTS := $(UNIT_SOURCES:%.cpp=$(BUILD)/%.o)
+UNIT_TESTS := $(BUILD)/unit-tests
 MAN_PAGES := $(sort $(wildcard man/*.[1-9]))
 
-.PHONY: all deps check unit-tests e2e-tests man-lint bench demo install uninstall clean help
+.PHONY: all deps check unit-tests e2e-tests man-lint bench demo fuzz install uninstall clean help
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -43,11 +57,11 @@ $(LIBRARY): $(LIBRARY_OBJECTS)
 	@rm -f $@
 	ar rcs $@ $^
 
-bin/%: build/tools/%.o $(LIBRARY)
+$(BIN)/%: $(BUILD)/tools/%.o $(LIBRARY)
 	@mkdir -p $(@D)
 	$(CXX) $(ALL_CXXFLAGS) -o $@ $< $(LIBRARY) $(LDLIBS)
 
-build/%.o: %.cpp | deps
+$(BUILD)/%.o: %.cpp | deps
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) $(ALL_CXXFLAGS) -c -o $@ $<
 
@@ -60,7 +74,7 @@ unit-tests: $(UNIT_TESTS)
 	$(UNIT_TESTS)
 
 e2e-tests: $(TOOLS)
-	tests/e2e/run-all
+	LOWRANK_BIN=$(BIN) tests/e2e/run-all
 
 man-lint:
 	mandoc -Tlint -Wwarning $(MAN_PAGES)
@@ -72,6 +86,12 @@ bench: all
 demo: all
 	$(MAKE) -C demo
 
+# `make fuzz FUZZ_SECONDS=N`: every libFuzzer target in tests/fuzz/ for N seconds each.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@scripts/install-deps $(DEPS_BUILD) $(DEPS_FUZZ)
+	$(MAKE) -f tests/fuzz/Makefile FUZZ_SECONDS=$(FUZZ_SECONDS)
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
 	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin
@@ -81,22 +101,24 @@ install: all
 	done
 
 uninstall:
-	rm -f $(TOOLS:bin/%=$(DESTDIR)$(PREFIX)/bin/%) \
+	rm -f $(TOOLS:$(BIN)/%=$(DESTDIR)$(PREFIX)/bin/%) \
 	    $(foreach page,$(MAN_PAGES),$(DESTDIR)$(PREFIX)/share/man/man$(subst .,,$(suffix $(page)))/$(notdir $(page)))
 
 clean:
-	rm -rf build bin $(LIBRARY)
+	rm -rf build bin lib/liblowrank.a
 	$(MAKE) -C demo clean
 
 help:
-	@echo "make            install missing Debian packages, build lib/liblowrank.a and bin/*"
-	@echo "make check      build and run every test: unit, end-to-end, man-page lint"
-	@echo "make demo       run the demo experiment (demo/out/REPORT.md)"
-	@echo "make bench      run the benchmarks against their peers (installs the peers)"
-	@echo "make deps       install the Debian packages the build, tests and demo need"
-	@echo "make install    install tools and man pages under PREFIX (now $(PREFIX))"
-	@echo "make uninstall  remove what make install put under PREFIX"
-	@echo "make clean      remove build outputs"
-	@echo "Variables: PREFIX, DESTDIR, CXX, OPTIMIZE (now $(OPTIMIZE)), CXXFLAGS"
+	@echo "make                 install missing Debian packages, build lib/liblowrank.a and bin/*"
+	@echo "make check           build and run every test: unit, end-to-end, man-page lint"
+	@echo "make check SANITIZE=1  the same, built with AddressSanitizer and UBSan (in build/sanitize/)"
+	@echo "make demo            run the demo experiment (demo/out/REPORT.md)"
+	@echo "make bench           run the benchmarks against their peers (installs the peers)"
+	@echo "make fuzz            run every fuzz target for FUZZ_SECONDS (now $(FUZZ_SECONDS)) seconds"
+	@echo "make deps            install the Debian packages the build, tests and demo need"
+	@echo "make install         install tools and man pages under PREFIX (now $(PREFIX))"
+	@echo "make uninstall       remove what make install put under PREFIX"
+	@echo "make clean           remove build outputs"
+	@echo "Variables: PREFIX, DESTDIR, CXX, OPTIMIZE (now $(OPTIMIZE)), CXXFLAGS, SANITIZE, FUZZ_SECONDS"
 
--include $(LIBRARY_OBJECTS:.o=.d) $(UNIT_OBJECTS:.o=.d) $(TOOL_SOURCES:%.cpp=build/%.d)
+-include $(LIBRARY_OBJECTS:.o=.d) $(UNIT_OBJECTS:.o=.d) $(TOOL_SOURCES:%.cpp=$(BUILD)/%.d)

@@ -129,6 +129,7 @@ std::uint16_t float_to_bfloat16(float value) {
 }
 
 void convert_to_float(dtype type, const std::byte* source, std::size_t count, float* target) {
+    if (count == 0) return;  // the pointers of empty buffers may be null, which memcpy does not allow
     switch (type) {
     case dtype::f32: std::memcpy(target, source, count * sizeof(float)); return;
     case dtype::f16:
@@ -154,6 +155,7 @@ void convert_to_float(dtype type, const std::byte* source, std::size_t count, fl
 }
 
 void convert_from_float(const float* source, std::size_t count, dtype type, std::byte* target) {
+    if (count == 0) return;
     switch (type) {
     case dtype::f32: std::memcpy(target, source, count * sizeof(float)); return;
     case dtype::f16:

@@ -12,13 +12,16 @@
 #   expect_no_file NAME PATH                     PATH does not exist
 #   expect_same NAME FILE-A FILE-B               the files are byte-identical
 #
-# Commands run in the repository root with bin/ first on PATH; $work is a scratch folder.
+# Commands run in the repository root with the tools first on PATH ($bin_dir: bin/, or
+# $LOWRANK_BIN, which `make check SANITIZE=1` sets); $work is a scratch folder.
 # The stdout and stderr of the last command are in $work/stdout and $work/stderr.
 
 set -u
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root" || exit 1
-export PATH="$root/bin:$PATH"
+bin_dir=${LOWRANK_BIN:-bin}
+case $bin_dir in /*) ;; *) bin_dir=$root/$bin_dir ;; esac
+export PATH="$bin_dir:$PATH"
 work=$(mktemp -d "${TMPDIR:-/tmp}/lowrank-e2e.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 passed=0

@@ -13,7 +13,7 @@ page_options() {
 # The commands of the EXAMPLES section: the lines that start with "$ ".
 page_examples() { sed -n '/^\.Sh EXAMPLES/,/^\.Sh /p' "$1" | sed -n 's/^\$ //p'; }
 
-for tool in bin/*; do
+for tool in "$bin_dir"/*; do
     name=$(basename "$tool")
     page=man/$name.1
     if [ ! -f "$page" ]; then

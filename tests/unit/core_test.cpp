@@ -2,6 +2,7 @@
 #include "core/error.hpp"
 #include "core/input.hpp"
 #include "core/output.hpp"
+#include "core/progress.hpp"
 #include "core/random.hpp"
 #include "core/text.hpp"
 #include "core/threads.hpp"
@@ -87,6 +88,17 @@ TEST_CASE("output_stream replaces the target only on commit") {
                          doctest::Contains("is a directory"), error);
 }
 
+TEST_CASE("progress figures for people") {
+    CHECK(human_count(17) == "17");
+    CHECK(human_count(45'600) == "45.6k");
+    CHECK(human_count(12'340'000) == "12.3M");
+    CHECK(human_duration(62) == "1:02");
+    CHECK(human_duration(3723) == "1:02:03");
+    progress hidden("work", "items", 10, true);  // quiet: never drawn
+    hidden.advance(5);
+    CHECK(!hidden.shown());
+}
+
 TEST_CASE("random_generator: seeded, streams differ, below() stays in range") {
     random_generator a(42), b(42), c(42, 1);
     std::uint64_t first = a.next();
@@ -146,6 +158,7 @@ TEST_CASE("command_line: exit statuses and operands") {
     CHECK(metric == "mcc");
     CHECK(operands == std::vector<std::string>{"a", "-"});
     ran = false;
+    silenced_stderr quiet;
     CHECK(run_cli({"t"}, metric, operands, ran) == 2);
     CHECK(run_cli({"t", "a", "b", "c"}, metric, operands, ran) == 2);
     CHECK(run_cli({"t", "--nope", "a"}, metric, operands, ran) == 2);

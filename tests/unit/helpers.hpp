@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstddef>
+#include <fcntl.h>
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <span>
@@ -22,6 +24,25 @@ public:
 
 private:
     std::filesystem::path path_;
+};
+
+// Sends stderr to /dev/null while it lives: for tests of code paths that print usage errors.
+class silenced_stderr {
+public:
+    silenced_stderr() : saved_(::dup(2)) {
+        int null = ::open("/dev/null", O_WRONLY);
+        ::dup2(null, 2);
+        ::close(null);
+    }
+    ~silenced_stderr() {
+        ::dup2(saved_, 2);
+        ::close(saved_);
+    }
+    silenced_stderr(const silenced_stderr&) = delete;
+    silenced_stderr& operator=(const silenced_stderr&) = delete;
+
+private:
+    int saved_;
 };
 
 inline void write_file(const std::string& path, const std::string& bytes) {

@@ -1,0 +1,60 @@
+#!/usr/bin/python3
+"""Writes the fuzz targets' seed inputs (tests/fuzz/seeds/<target>/): small valid files,
+so that the fuzzer starts from the formats' real structure.
+
+    python3 tests/fuzz/make-seeds.py
+"""
+import json
+import os
+import shutil
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "..", "data")
+
+
+def folder(name):
+    path = os.path.join(HERE, "seeds", name)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def safetensors(tensors, metadata=None):
+    header, data = {}, b""
+    if metadata:
+        header["__metadata__"] = metadata
+    for name, (dtype, shape, payload) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(payload)]}
+        data += payload
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data
+
+
+seeds = folder("safetensors")
+files = {
+    "empty": safetensors({}),
+    "metadata": safetensors({}, {"format": "pt", "config": '{"n_layer": 2}'}),
+    "mixed": safetensors({"w": ("F32", [2, 2], struct.pack("<4f", 1, 2, 3, 4)),
+                          "h": ("F16", [2], struct.pack("<2H", 0x3C00, 0xC000)),
+                          "b": ("BF16", [1], struct.pack("<H", 0x3F80)),
+                          "ids": ("I64", [1, 2], struct.pack("<2q", 7, -1))}),
+    "scalar": safetensors({"logit_scale": ("F32", [], struct.pack("<f", 4.6))}),
+}
+for name, contents in files.items():
+    with open(os.path.join(seeds, name), "wb") as f:
+        f.write(contents)
+
+seeds = folder("npy")
+for name in ("f4-2x3", "i8-4", "u1-2x2", "f4-scalar", "u2-3"):
+    shutil.copy(os.path.join(DATA, "formats", name + ".npy"), os.path.join(seeds, name))
+
+seeds = folder("glue-files")
+glue = os.path.join(DATA, "glue-eval")
+for name, gold, pred in (("cola", "cola.dev.tsv", "cola.submission.tsv"),
+                         ("stsb", "stsb.dev.tsv", "stsb.submission.tsv"),
+                         ("generic", "binary.gold", "binary.pred")):
+    with open(os.path.join(glue, gold), "rb") as g, open(os.path.join(glue, pred), "rb") as p:
+        contents = b"\n".join(g.read().split(b"\n")[:6]) + b"\0" + b"\n".join(p.read().split(b"\n")[:6])
+    with open(os.path.join(seeds, name), "wb") as f:
+        f.write(contents)
