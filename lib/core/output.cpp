@@ -90,7 +90,20 @@ output_stream::output_stream(const std::string& path, output_kind kind) : path_(
     }
     std::filesystem::path target(path_);
     struct stat info {};
-    if (::stat(path_.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) throw error_in(path_, "is a directory");
+    bool exists = ::stat(path_.c_str(), &info) == 0;
+    if (exists && S_ISDIR(info.st_mode)) throw error_in(path_, "is a directory");
+    if (exists && !S_ISREG(info.st_mode)) {
+        // A device or a named pipe (/dev/null, a FIFO): written in place. Renaming a temporary
+        // file over it would replace the device node with a regular file.
+        file_ = std::fopen(path_.c_str(), "wb");
+        if (!file_) throw error_in(path_, "cannot open: " + system_message(errno));
+        if (kind == output_kind::binary && ::isatty(::fileno(file_))) {
+            std::fclose(file_);
+            file_ = nullptr;
+            throw usage_error(fmt::format("refusing to write binary output to the terminal {}", path_));
+        }
+        return;
+    }
 
     std::filesystem::path folder = target.parent_path();
     std::string pattern = (folder / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
@@ -127,6 +140,15 @@ void output_stream::commit() {
     if (committed_) return;
     if (file_ == stdout) {
         check_stdout();
+        committed_ = true;
+        return;
+    }
+    if (temporary_path_.empty()) {  // a device or a named pipe: nothing to sync or rename
+        bool ok = std::fflush(file_) == 0 && !std::ferror(file_);
+        int saved_errno = errno;
+        if (std::fclose(file_) != 0 && ok) ok = false, saved_errno = errno;
+        file_ = nullptr;
+        if (!ok) throw error_in(path_, "write failed: " + system_message(saved_errno));
         committed_ = true;
         return;
     }

@@ -15,7 +15,8 @@ enum class output_kind { text, binary };
 
 class output_stream {
 public:
-    // "-" or "" is standard output. Binary output to a terminal is refused.
+    // "-" or "" is standard output. Binary output to a terminal is refused. A device or a
+    // named pipe (/dev/null, a FIFO) is written in place, without a temporary file.
     output_stream(const std::string& path, output_kind kind);
     ~output_stream();  // without commit(), removes the temporary file
     output_stream(const output_stream&) = delete;
@@ -25,6 +26,9 @@ public:
     // The target's path as given ("-" for standard output).
     const std::string& path() const { return path_; }
     bool is_stdout() const { return file_ == stdout; }
+    // Whether the output is a regular file (written through a temporary file, so it can
+    // seek), rather than standard output, a device or a named pipe.
+    bool is_regular_file() const { return !temporary_path_.empty(); }
 
     void write(const void* data, std::size_t size);
     void write(std::string_view text) { write(text.data(), text.size()); }

@@ -11,6 +11,8 @@
 #include <doctest/doctest.h>
 #include <filesystem>
 #include <set>
+#include <sys/stat.h>
+#include <thread>
 
 using namespace lowrank;
 using namespace lowrank::testing;
@@ -97,6 +99,33 @@ TEST_CASE("progress figures for people") {
     progress hidden("work", "items", 10, true);  // quiet: never drawn
     hidden.advance(5);
     CHECK(!hidden.shown());
+}
+
+TEST_CASE("output_stream writes a device or a named pipe in place, never renaming over it") {
+    {
+        output_stream out("/dev/null", output_kind::binary);
+        CHECK_FALSE(out.is_regular_file());
+        out.write("discarded");
+        out.commit();
+    }
+    struct stat info {};
+    REQUIRE(::stat("/dev/null", &info) == 0);
+    CHECK(S_ISCHR(info.st_mode));  // still the device, not a regular file renamed over it
+
+    scratch_folder folder;
+    std::string pipe = folder.file("pipe");
+    REQUIRE(::mkfifo(pipe.c_str(), 0600) == 0);
+    std::string received;
+    std::thread reader([&] { received = read_file(pipe); });
+    {
+        output_stream out(pipe, output_kind::text);
+        out.write("through the pipe");
+        out.commit();
+    }
+    reader.join();
+    CHECK(received == "through the pipe");
+    output_stream regular(folder.file("plain"), output_kind::text);
+    CHECK(regular.is_regular_file());
 }
 
 TEST_CASE("random_generator: seeded, streams differ, below() stays in range") {
