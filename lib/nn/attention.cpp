@@ -1,0 +1,117 @@
+// Multi-head scaled dot-product attention (see layers.hpp). Each (sample, head) pair is an
+// independent problem of a few small matrix products; the pairs are split over the threads.
+#include "nn/layers.hpp"
+
+#include "nn/matmul.hpp"
+#include "nn/partition.hpp"
+#include "nn/vector_math.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace lowrank {
+namespace {
+
+// How many keys query t sees.
+std::size_t visible_keys(const attention_shape& shape, std::size_t b, std::size_t t) {
+    std::size_t keys = shape.lengths ? static_cast<std::size_t>(std::max(shape.lengths[b], 0)) : shape.time;
+    keys = std::min(keys, shape.time);
+    return shape.causal ? std::min(keys, t + 1) : keys;
+}
+
+// In place over a row of scores: softmax over the first `keys` entries, zeros after.
+void masked_softmax(float* row, std::size_t keys, std::size_t time) {
+    if (keys == 0) {
+        std::fill(row, row + time, 0.0f);
+        return;
+    }
+    float maximum = row[0];
+    for (std::size_t j = 1; j < keys; ++j) maximum = std::max(maximum, row[j]);
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (std::size_t j = 0; j < keys; ++j) {
+        row[j] = vector_math::exp(row[j] - maximum);
+        sum += row[j];
+    }
+    float inverse = 1.0f / sum;
+    for (std::size_t j = 0; j < keys; ++j) row[j] *= inverse;
+    std::fill(row + keys, row + time, 0.0f);
+}
+
+struct head_view {
+    const float *q, *k, *v;
+};
+
+// The q, k and v columns of one (sample, head) pair: pair = b·heads + h.
+head_view head(const attention_shape& shape, const float* qkv, std::size_t pair) {
+    std::size_t b = pair / shape.heads, h = pair % shape.heads, width = shape.width();
+    const float* q = qkv + b * shape.time * 3 * width + h * shape.head_dim;
+    return {q, q + width, q + 2 * width};
+}
+
+// Runs body(pair, scratch) for every (sample, head) pair on the threads; scratch is a T×T
+// buffer of the thread's own when `with_scratch`.
+template <class Body>
+void for_each_head(const attention_shape& shape, bool with_scratch, Body&& body) {
+    std::size_t pairs = shape.batch * shape.heads;
+    std::size_t parts = part_count(pairs, 1);
+    std::vector<float> scratch(with_scratch ? parts * shape.time * shape.time : 0);
+    for_each_part(pairs, parts, [&](std::size_t part, std::size_t begin, std::size_t end) {
+        float* own = with_scratch ? scratch.data() + part * shape.time * shape.time : nullptr;
+        for (std::size_t pair = begin; pair < end; ++pair) body(pair, own);
+    });
+}
+
+}  // namespace
+
+void attention_forward(const attention_shape& shape, const float* qkv, float* probabilities, float* y) {
+    const std::size_t T = shape.time, D = shape.head_dim, C = shape.width();
+    for_each_head(shape, false, [&](std::size_t pair, float*) {
+        head_view view = head(shape, qkv, pair);
+        std::size_t b = pair / shape.heads, h = pair % shape.heads;
+        float* p = probabilities + pair * T * T;
+        // scores = q·kᵀ · scale: (T, T)
+        matmul({.m = T, .n = T, .k = D, .a = view.q, .lda = 3 * C, .b = view.k, .ldb = 3 * C, .transpose_b = true,
+                .c = p, .ldc = T, .alpha = shape.scale});
+        for (std::size_t t = 0; t < T; ++t) masked_softmax(p + t * T, visible_keys(shape, b, t), T);
+        // y = p·v: (T, D), into the head's columns of y
+        matmul({.m = T, .n = D, .k = T, .a = p, .lda = T, .b = view.v, .ldb = 3 * C, .c = y + b * T * C + h * D,
+                .ldc = C});
+    });
+}
+
+// With P the softmax weights and dP = dy·vᵀ:
+//   dv = Pᵀ·dy,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dq = scale · dS·k,  dk = scale · dSᵀ·q.
+void attention_backward(const attention_shape& shape, const float* qkv, const float* probabilities, const float* dy,
+                        float* dqkv) {
+    const std::size_t T = shape.time, D = shape.head_dim, C = shape.width();
+    for_each_head(shape, true, [&](std::size_t pair, float* ds) {
+        head_view view = head(shape, qkv, pair);
+        std::size_t b = pair / shape.heads, h = pair % shape.heads;
+        const float* p = probabilities + pair * T * T;
+        const float* d_out = dy + b * T * C + h * D;
+        float* dq = dqkv + b * T * 3 * C + h * D;
+        float* dk = dq + C;
+        float* dv = dq + 2 * C;
+        // dP = dy·vᵀ: (T, T)
+        matmul({.m = T, .n = T, .k = D, .a = d_out, .lda = C, .b = view.v, .ldb = 3 * C, .transpose_b = true,
+                .c = ds, .ldc = T});
+        // dv = Pᵀ·dy: (T, D)
+        matmul({.m = T, .n = D, .k = T, .a = p, .lda = T, .transpose_a = true, .b = d_out, .ldb = C, .c = dv,
+                .ldc = 3 * C});
+        for (std::size_t t = 0; t < T; ++t) {
+            float* row = ds + t * T;
+            const float* weights = p + t * T;
+            float dot = 0;
+#pragma omp simd reduction(+ : dot)
+            for (std::size_t j = 0; j < T; ++j) dot += row[j] * weights[j];
+            for (std::size_t j = 0; j < T; ++j) row[j] = weights[j] * (row[j] - dot);
+        }
+        matmul({.m = T, .n = D, .k = T, .a = ds, .lda = T, .b = view.k, .ldb = 3 * C, .c = dq, .ldc = 3 * C,
+                .alpha = shape.scale});
+        matmul({.m = T, .n = D, .k = T, .a = ds, .lda = T, .transpose_a = true, .b = view.q, .ldb = 3 * C, .c = dk,
+                .ldc = 3 * C, .alpha = shape.scale});
+    });
+}
+
+}  // namespace lowrank

@@ -1,0 +1,184 @@
+#include "nn/gpt2.hpp"
+
+#include "core/error.hpp"
+#include "nn/matmul.hpp"
+#include "nn/partition.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fmt/format.h>
+
+namespace lowrank {
+namespace {
+
+block_names gpt2_block_names() {
+    block_names names;
+    names.prefix = "transformer.h.{}.";
+    names.ln1 = "ln_1";
+    names.ln2 = "ln_2";
+    names.qkv = "attn.c_attn";
+    names.attention_output = "attn.c_proj";
+    names.fc1 = "mlp.c_fc";
+    names.fc2 = "mlp.c_proj";
+    names.layout = weight_layout::in_out;
+    return names;
+}
+
+// The LM head's logits are computed this many at a time (rows × vocabulary floats).
+constexpr std::size_t logits_per_block = std::size_t{1} << 22;
+
+}  // namespace
+
+gpt2_model::gpt2_model(const model_config& config)
+    : config_(config),
+      wte_(&parameters_.add("transformer.wte.weight", {config.text.vocab_size, config.text.transformer.width})),
+      wpe_(&parameters_.add("transformer.wpe.weight", {config.text.max_positions, config.text.transformer.width})),
+      stack_(parameters_, config.text.transformer, gpt2_block_names(), {.causal = true, .pre_norm = true}) {
+    const std::size_t C = width();
+    final_norm_ = {&parameters_.add("transformer.ln_f.weight", {C}, false),
+                   &parameters_.add("transformer.ln_f.bias", {C}, false), config.text.transformer.epsilon};
+    if (config.head != head_kind::language_model) score_ = &parameters_.add("score.weight", {config.label_count(), C});
+}
+
+void gpt2_model::initialize(std::uint64_t seed) {
+    const float std = config_.initializer_range;
+    const float projection_std = std / std::sqrt(2.0f * static_cast<float>(config_.text.transformer.layers));
+    std::uint64_t stream = 0;
+    for (parameter& p : parameters_) {
+        ++stream;
+        if (p.name.ends_with(".bias")) {
+            fill_constant(p, 0);
+        } else if (p.name.find(".ln_") != std::string::npos) {
+            fill_constant(p, 1);
+        } else {
+            fill_normal(p, p.name.ends_with("c_proj.weight") ? projection_std : std, seed, stream);
+        }
+    }
+    parameters_.touch();
+}
+
+const float* gpt2_model::forward(const std::int32_t* ids, std::size_t batch, std::size_t time,
+                                 const std::int32_t* lengths, bool training, std::uint64_t dropout_seed) {
+    if (time > config_.text.max_positions)
+        throw error(fmt::format("{} tokens per row, but the model has {} positions", time, config_.text.max_positions));
+    const std::size_t rows = batch * time, C = width();
+    rows_ = rows;
+    ids_.assign(ids, ids + rows);
+    positions_.resize(rows);
+    for (std::size_t r = 0; r < rows; ++r) positions_[r] = static_cast<std::int32_t>(r % time);
+    float* x = stack_.input(batch, time, training);
+    embedding_forward(*wte_, ids, rows, x, false);
+    embedding_forward(*wpe_, positions_.data(), rows, x, true);
+    stack_output_ = stack_.forward(lengths, dropout_seed);
+    if (hidden_.size() < rows * C) {
+        hidden_.resize(rows * C);
+        mean_.resize(rows);
+        rstd_.resize(rows);
+    }
+    layer_norm_forward(final_norm_, stack_output_, rows, hidden_.data(), mean_.data(), rstd_.data());
+    return hidden_.data();
+}
+
+void gpt2_model::backward(float* d_hidden) {
+    const std::size_t rows = rows_, C = width();
+    if (d_stack_.size() < rows * C) d_stack_.resize(rows * C);
+    std::fill(d_stack_.begin(), d_stack_.begin() + static_cast<std::ptrdiff_t>(rows * C), 0.0f);
+    layer_norm_backward(final_norm_, stack_output_, mean_.data(), rstd_.data(), d_hidden, rows, d_stack_.data());
+    stack_.backward(d_stack_.data());
+    embedding_backward(*wte_, ids_.data(), rows, d_stack_.data());
+    embedding_backward(*wpe_, positions_.data(), rows, d_stack_.data());
+}
+
+void gpt2_model::lm_logits(const float* hidden, std::size_t rows, float* logits) {
+    const std::size_t C = width(), V = config_.text.vocab_size;
+    matmul({.m = rows, .n = V, .k = C, .a = hidden, .lda = C, .b = wte_->value, .ldb = C, .transpose_b = true,
+            .c = logits, .ldc = V});
+}
+
+cross_entropy_result gpt2_model::lm_loss(const float* hidden, const std::int32_t* targets, std::size_t rows,
+                                         float* d_hidden, float scale) {
+    const std::size_t C = width(), V = config_.text.vocab_size;
+    const std::size_t block = std::clamp<std::size_t>(logits_per_block / V, 16, std::max<std::size_t>(rows, 16));
+    std::vector<float> logits(std::min(block, rows) * V);
+    cross_entropy_result total;
+    for (std::size_t begin = 0; begin < rows; begin += block) {
+        std::size_t count = std::min(block, rows - begin);
+        const float* h = hidden + begin * C;
+        lm_logits(h, count, logits.data());
+        // In place: logits become scale · (softmax − onehot)
+        auto part = cross_entropy(logits.data(), targets + begin, count, V, d_hidden ? logits.data() : nullptr, scale);
+        total.sum += part.sum;
+        total.counted += part.counted;
+        if (!d_hidden) continue;
+        // dh += dlogits·wte;  dwte += dlogitsᵀ·h
+        matmul({.m = count, .n = C, .k = V, .a = logits.data(), .lda = V, .b = wte_->value, .ldb = C,
+                .c = d_hidden + begin * C, .ldc = C, .beta = 1});
+        if (wte_->gradient)
+            matmul({.m = V, .n = C, .k = count, .a = logits.data(), .lda = V, .transpose_a = true, .b = h, .ldb = C,
+                    .c = wte_->gradient, .ldc = C, .beta = 1});
+    }
+    return total;
+}
+
+namespace {
+
+std::size_t pooled_position(const std::int32_t* lengths, std::size_t b, std::size_t time) {
+    if (!lengths) return time - 1;
+    return lengths[b] > 0 ? std::min<std::size_t>(static_cast<std::size_t>(lengths[b]), time) - 1 : 0;
+}
+
+}  // namespace
+
+void gpt2_model::score_forward(const float* hidden, std::size_t batch, std::size_t time, const std::int32_t* lengths,
+                               float* logits) {
+    const std::size_t C = width(), labels = config_.label_count();
+    for (std::size_t b = 0; b < batch; ++b) {
+        const float* h = hidden + (b * time + pooled_position(lengths, b, time)) * C;
+        for (std::size_t l = 0; l < labels; ++l) {
+            float sum = 0;
+            for (std::size_t j = 0; j < C; ++j) sum += h[j] * score_->value[l * C + j];
+            logits[b * labels + l] = sum;
+        }
+    }
+}
+
+void gpt2_model::score_backward(const float* hidden, std::size_t batch, std::size_t time,
+                                const std::int32_t* lengths, const float* d_logits, float* d_hidden) {
+    const std::size_t C = width(), labels = config_.label_count();
+    for (std::size_t b = 0; b < batch; ++b) {
+        std::size_t row = b * time + pooled_position(lengths, b, time);
+        for (std::size_t l = 0; l < labels; ++l) {
+            float d = d_logits[b * labels + l];
+            for (std::size_t j = 0; j < C; ++j) {
+                d_hidden[row * C + j] += d * score_->value[l * C + j];
+                if (score_->gradient) score_->gradient[l * C + j] += d * hidden[row * C + j];
+            }
+        }
+    }
+}
+
+void check_token_ids(std::span<const std::int32_t> ids, std::size_t time, const text_tower_config& config,
+                     std::string_view source) {
+    if (time > config.max_positions)
+        throw error_in(source, fmt::format("{} tokens per row, but the model has {} positions", time,
+                                           config.max_positions));
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        if (ids[i] < 0 || static_cast<std::size_t>(ids[i]) >= config.vocab_size)
+            throw error_in(source, fmt::format("token id {} at row {}, position {} is outside the vocabulary (0..{})",
+                                               ids[i], i / time, i % time, config.vocab_size - 1));
+}
+
+std::vector<std::int32_t> token_lengths(std::span<const std::int32_t> ids, std::size_t time,
+                                        std::optional<std::int32_t> pad_id) {
+    std::size_t batch = time ? ids.size() / time : 0;
+    std::vector<std::int32_t> lengths(batch, static_cast<std::int32_t>(time));
+    if (!pad_id) return lengths;
+    for (std::size_t b = 0; b < batch; ++b) {
+        std::size_t length = time;
+        while (length > 0 && ids[b * time + length - 1] == *pad_id) --length;
+        lengths[b] = static_cast<std::int32_t>(length);
+    }
+    return lengths;
+}
+
+}  // namespace lowrank

@@ -1,0 +1,60 @@
+#include "nn/lora.hpp"
+
+#include "core/random.hpp"
+
+#include <cmath>
+
+namespace lowrank {
+
+float lora_settings::scale() const {
+    return rslora ? alpha / std::sqrt(static_cast<float>(rank)) : alpha / static_cast<float>(rank);
+}
+
+std::string lora_target::module() const {
+    const std::string& name = layer->weight->name;
+    return name.ends_with(".weight") ? name.substr(0, name.size() - 7) : name;
+}
+
+std::optional<lora_target> find_lora_target(transformer_block& block, std::string_view target) {
+    for (std::size_t third = 0; third < 3; ++third) {
+        std::string_view slice = third == 0 ? "q" : third == 1 ? "k" : "v";
+        if (target != slice) continue;
+        if (block.fused()) {
+            std::size_t width = block.qkv.out / 3;
+            return lora_target{&block.qkv, third * width, width, std::string(slice)};
+        }
+        linear* layer = third == 0 ? &block.q : third == 1 ? &block.k : &block.v;
+        return lora_target{layer, 0, layer->out, ""};
+    }
+    if (target == "o") return lora_target{&block.attention_output, 0, block.attention_output.out, ""};
+    if (target == "fc1") return lora_target{&block.fc1, 0, block.fc1.out, ""};
+    if (target == "fc2") return lora_target{&block.fc2, 0, block.fc2.out, ""};
+    return std::nullopt;
+}
+
+lora_branch& add_lora(parameter_set& parameters, const lora_target& target, const lora_settings& settings) {
+    std::string suffix = target.slice.empty() ? ".weight" : "." + target.slice + ".weight";
+    std::string module = target.module();
+    lora_branch branch;
+    branch.a = &parameters.add(module + ".lora_A" + suffix, {settings.rank, target.layer->in});
+    branch.b = &parameters.add(module + ".lora_B" + suffix, {target.width, settings.rank});
+    branch.scale = settings.scale();
+    branch.dropout = settings.dropout;
+    branch.column = target.column;
+    return target.layer->lora.emplace_back(branch);
+}
+
+void initialize_lora(lora_branch& branch, lora_init init, std::uint64_t seed, std::uint64_t stream) {
+    const auto rank = static_cast<float>(branch.rank());
+    if (init == lora_init::gaussian) {
+        fill_normal(*branch.a, 1.0f / rank, seed, stream);
+    } else {
+        random_generator random(seed, stream);
+        const float bound = 1.0f / std::sqrt(static_cast<float>(branch.a->shape[1]));
+        for (std::size_t i = 0; i < branch.a->size(); ++i)
+            branch.a->value[i] = static_cast<float>((2 * random.uniform() - 1) * bound);
+    }
+    fill_constant(*branch.b, 0);
+}
+
+}  // namespace lowrank

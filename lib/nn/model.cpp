@@ -1,0 +1,34 @@
+#include "nn/model.hpp"
+
+namespace lowrank {
+
+model::model(const model_config& model_config) : config(model_config) {
+    switch (config.arch) {
+    case architecture::gpt2: gpt2 = std::make_unique<gpt2_model>(config); break;
+    case architecture::vit: vit = std::make_unique<vit_model>(config); break;
+    case architecture::clip: clip = std::make_unique<clip_model>(config); break;
+    }
+}
+
+parameter_set& model::parameters() {
+    if (gpt2) return gpt2->parameters();
+    if (vit) return vit->parameters();
+    return clip->parameters();
+}
+
+void model::initialize(std::uint64_t seed) {
+    if (gpt2) gpt2->initialize(seed);
+    if (vit) vit->initialize(seed);
+    if (clip) clip->initialize(seed);
+}
+
+std::unique_ptr<model> open_model(const std::string& path, std::vector<std::string>& warnings) {
+    checkpoint file(path);
+    auto opened = std::make_unique<model>(file.config());
+    opened->parameters().allocate();
+    auto result = load_parameters(opened->parameters(), file, opened->arch());
+    warnings.insert(warnings.end(), result.warnings.begin(), result.warnings.end());
+    return opened;
+}
+
+}  // namespace lowrank

@@ -1,0 +1,34 @@
+// One of the three models, chosen by a config's architecture: what tools that take "a
+// model" (model-init, lora-predict) hold.
+#pragma once
+
+#include "nn/checkpoint.hpp"
+#include "nn/clip.hpp"
+#include "nn/gpt2.hpp"
+#include "nn/vision.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lowrank {
+
+struct model {
+    explicit model(const model_config& config);
+
+    architecture arch() const { return config.arch; }
+    parameter_set& parameters();
+    // Hugging Face's initialisation of the architecture, seeded.
+    void initialize(std::uint64_t seed);
+
+    model_config config;
+    std::unique_ptr<gpt2_model> gpt2;  // exactly one of the three is set
+    std::unique_ptr<vit_model> vit;
+    std::unique_ptr<clip_model> clip;
+};
+
+// A checkpoint's model with every parameter frozen and loaded (frozen F32 tensors read in
+// place from the mapping). Warnings (unused tensors) go to `warnings`.
+std::unique_ptr<model> open_model(const std::string& path, std::vector<std::string>& warnings);
+
+}  // namespace lowrank

@@ -1,0 +1,106 @@
+// A stack of transformer blocks: the part GPT-2, the CLIP text tower and the CLIP vision
+// tower share. A block is
+//   pre-LN (GPT-2, CLIP):  x = x + Attn(LN1(x));   x = x + MLP(LN2(x))
+//   post-LN (BERT):        x = LN1(x + Attn(x));   x = LN2(x + MLP(x))
+// with MLP(x) = fc2(act(fc1(x))) and Attn the multi-head self-attention of layers.hpp
+// behind a fused q/k/v projection (GPT-2's c_attn) or three separate ones (CLIP's
+// q_proj, k_proj, v_proj) and an output projection.
+//
+// The stack owns the activations of a pass: in training, every block keeps what its
+// backward pass needs (and no more: the input of a linear layer is kept only when its
+// weight trains or it has LoRA branches); for inference, one block's worth is reused by
+// every block.
+#pragma once
+
+#include "core/memory.hpp"
+#include "nn/config.hpp"
+#include "nn/layers.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lowrank {
+
+// How an architecture names a block's parameters: "{}" is the block's number.
+struct block_names {
+    std::string prefix;  // "transformer.h.{}." or "text_model.encoder.layers.{}."
+    std::string ln1, ln2;
+    std::string qkv;      // the fused projection (GPT-2: "attn.c_attn"), or empty:
+    std::string q, k, v;  // separate projections (CLIP: "self_attn.q_proj"...)
+    std::string attention_output, fc1, fc2;
+    weight_layout layout = weight_layout::out_in;
+};
+
+struct transformer_block {
+    layer_norm ln1, ln2;
+    linear qkv;      // fused: (C -> 3C); unused (no weight) with separate projections
+    linear q, k, v;  // separate: (C -> C) each
+    linear attention_output, fc1, fc2;
+
+    bool fused() const { return qkv.weight != nullptr; }
+    // Every linear layer of the block, for walking them (LoRA, counting).
+    std::vector<linear*> linears();
+};
+
+struct stack_options {
+    bool causal = false;
+    bool pre_norm = true;
+};
+
+class transformer_stack {
+public:
+    // Declares the blocks' parameters in `parameters` (LayerNorm weights and all biases
+    // without weight decay).
+    transformer_stack(parameter_set& parameters, const transformer_config& config, const block_names& names,
+                      stack_options options);
+
+    std::vector<transformer_block>& blocks() { return blocks_; }
+    const transformer_config& config() const { return config_; }
+
+    // Prepares the activation buffers for a pass over (batch, time) rows; `training` keeps
+    // every block's activations for backward(). Returns where the caller writes the input
+    // (batch, time, C).
+    float* input(std::size_t batch, std::size_t time, bool training);
+    // Runs the blocks over the input; returns the output (batch, time, C), valid until the
+    // next input(). lengths: (batch) valid tokens per row (keys beyond are padding), or
+    // null. dropout_seed seeds the LoRA dropout masks (0: none).
+    const float* forward(const std::int32_t* lengths, std::uint64_t dropout_seed = 0);
+    // d_output: (batch, time, C), the gradient of the output; it is overwritten with the
+    // gradient of the input. Parameter gradients are added.
+    void backward(float* d_output);
+
+private:
+    // One block's activations (pointers into arena_; in inference every block shares one).
+    struct block_activations {
+        float *ln1 = nullptr, *ln1_mean = nullptr, *ln1_rstd = nullptr;
+        float* qkv = nullptr;            // (rows, 3C)
+        float* probabilities = nullptr;  // (B, heads, T, T)
+        float* attention = nullptr;      // (rows, C), before the output projection
+        float* residual = nullptr;       // (rows, C): x + attention projected
+        float *ln2 = nullptr, *ln2_mean = nullptr, *ln2_rstd = nullptr;
+        float* hidden = nullptr;     // (rows, inner): fc1's output
+        float* activated = nullptr;  // (rows, inner): act(hidden)
+        float* mlp_sum = nullptr;    // post-LN: LN2's input
+        std::vector<std::vector<float*>> lora;  // per linear (linears() order), per branch: (rows, r)
+    };
+
+    void allocate(std::size_t batch, std::size_t time, bool training);
+    void forward_block(std::size_t index, const float* x, float* out);
+    void backward_block(std::size_t index, float* d);
+
+    transformer_config config_;
+    stack_options options_;
+    std::vector<transformer_block> blocks_;
+    std::vector<block_activations> activations_;
+    large_vector<float> arena_;
+    std::vector<float*> outputs_;  // input of block i = outputs_[i]; outputs_[layers] = output
+    std::size_t batch_ = 0, time_ = 0;
+    bool training_ = false;
+    const std::int32_t* lengths_ = nullptr;
+    std::uint64_t dropout_seed_ = 0;
+    // Gradient scratch for the backward pass: (rows, max(C, inner)), (rows, C), (rows, 3C).
+    float *wide_gradient_ = nullptr, *narrow_gradient_ = nullptr, *qkv_gradient_ = nullptr;
+};
+
+}  // namespace lowrank
