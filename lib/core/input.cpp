@@ -100,6 +100,60 @@ input_text::input_text(const std::string& path) : path_(path) {
     text_ = owned_;
 }
 
+line_block_reader::line_block_reader(const std::string& path, std::size_t block_bytes)
+    : path_(path), block_bytes_(block_bytes) {
+    if (path.empty() || path == "-") {
+        fd_ = STDIN_FILENO;
+        return;
+    }
+    fd_ = open_for_reading(path);
+    struct stat info {};
+    if (::fstat(fd_, &info) == 0) {
+        if (S_ISDIR(info.st_mode)) {
+            ::close(fd_);
+            throw error_in(path, "is a directory");
+        }
+        if (S_ISREG(info.st_mode)) size_ = static_cast<std::size_t>(info.st_size);
+    }
+}
+
+line_block_reader::~line_block_reader() {
+    if (fd_ > STDIN_FILENO) ::close(fd_);
+}
+
+bool line_block_reader::next(std::string_view& block) {
+    // What follows the last block's final newline moves to the front.
+    std::memmove(buffer_.data(), buffer_.data() + handed_, used_ - handed_);
+    used_ -= handed_;
+    handed_ = 0;
+    for (;;) {
+        if (buffer_.size() < block_bytes_) buffer_.resize(block_bytes_);
+        while (!end_ && used_ < buffer_.size()) {
+            ssize_t got = ::read(fd_, buffer_.data() + used_, buffer_.size() - used_);
+            if (got < 0) {
+                if (errno == EINTR) continue;
+                throw error_in(path_, system_message(errno));
+            }
+            if (got == 0) end_ = true;
+            used_ += static_cast<std::size_t>(got);
+        }
+        if (end_) {
+            handed_ = used_;
+            break;
+        }
+        std::string_view filled(buffer_.data(), used_);
+        std::size_t last_newline = filled.rfind('\n');
+        if (last_newline != std::string_view::npos) {
+            handed_ = last_newline + 1;
+            break;
+        }
+        // One line longer than the buffer: make room and read on.
+        buffer_.resize(buffer_.size() * 2);
+    }
+    block = std::string_view(buffer_.data(), handed_);
+    return handed_ > 0;
+}
+
 bool line_cursor::next(std::string_view& line) {
     if (rest_.empty()) return false;
     std::size_t end = rest_.find('\n');

@@ -46,6 +46,31 @@ private:
     std::string_view text_;
 };
 
+// Reads a file or stdin ("-") as a stream, in blocks of whole lines, for inputs too large
+// to hold in memory: memory stays near the block size whatever the input's size.
+class line_block_reader {
+public:
+    explicit line_block_reader(const std::string& path, std::size_t block_bytes = std::size_t{16} << 20);
+    ~line_block_reader();
+    line_block_reader(const line_block_reader&) = delete;
+    line_block_reader& operator=(const line_block_reader&) = delete;
+
+    // The next block: whole lines (each with its newline), the last one possibly without.
+    // A line longer than the block size comes whole. False at the end of the input.
+    bool next(std::string_view& block);
+    const std::string& path() const { return path_; }
+    // The size of a regular file (for progress), or 0.
+    std::size_t size() const { return size_; }
+
+private:
+    std::string path_;
+    int fd_ = -1;
+    std::size_t size_ = 0, block_bytes_;
+    std::string buffer_;
+    std::size_t used_ = 0, handed_ = 0;  // bytes in buffer_; bytes of it given out last time
+    bool end_ = false;
+};
+
 // Reads all of a file descriptor into a string (for pipes and stdin).
 std::string read_all(int fd, const std::string& path);
 
