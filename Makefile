@@ -10,7 +10,7 @@ CXXFLAGS ?= $(OPTIMIZE) -g
 WARNINGS := -Wall -Wextra -Werror
 CPPFLAGS += -Ilib -isystem /usr/include/stb -DLOWRANK_VERSION='"$(VERSION)"' -MMD -MP
 # --as-needed: a tool links only the libraries it calls (no OpenBLAS threads in glue-eval).
-LDLIBS := -Wl,--as-needed -lboost_program_options -lfmt -lopenblas -lz -lpcre2-8 -lutf8proc -pthread
+LDLIBS := -Wl,--as-needed -lboost_program_options -lfmt -lopenblas -ljpeg -lz -lpcre2-8 -lutf8proc -pthread
 
 # `make check SANITIZE=1`: everything built with AddressSanitizer and UndefinedBehaviorSanitizer
 # (LeakSanitizer included) into build/sanitize/, and the tests run on those binaries.
@@ -30,10 +30,11 @@ ALL_CXXFLAGS := -std=c++20 -pthread -fopenmp-simd $(WARNINGS) $(CXXFLAGS) $(SANI
 
 # Debian packages: to build, to run the tests, to run the demo, to run the benchmarks, to fuzz.
 DEPS_BUILD := g++ make libopenblas-dev libboost-program-options-dev libfmt-dev \
-	doctest-dev libstb-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev zlib1g-dev
-DEPS_CHECK := mandoc python3 nodejs
+	doctest-dev libstb-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev zlib1g-dev libjpeg62-turbo-dev
+DEPS_CHECK := mandoc python3 nodejs dataset-fashion-mnist
 DEPS_DEMO := fortunes
-DEPS_BENCH := python3-numpy python3-scipy python3-sklearn bc python3-torch nodejs sentencepiece time
+DEPS_BENCH := python3-numpy python3-scipy python3-sklearn bc python3-torch nodejs sentencepiece time \
+	python3-pil python3-torchvision python-matplotlib-data
 DEPS_FUZZ := clang libclang-rt-14-dev
 
 LIBRARY_SOURCES := $(sort $(wildcard lib/*/*.cpp))
@@ -61,6 +62,10 @@ $(LIBRARY): $(LIBRARY_OBJECTS)
 $(BIN)/%: $(BUILD)/tools/%.o $(LIBRARY)
 	@mkdir -p $(@D)
 	$(CXX) $(ALL_CXXFLAGS) -o $@ $< $(LIBRARY) $(LDLIBS)
+
+# stb_image parses headers with int arithmetic that can overflow on malformed files: make
+# that wrap, as it expects, rather than undefined.
+$(BUILD)/lib/image/stb_image.o: ALL_CXXFLAGS += -fwrapv
 
 $(BUILD)/%.o: %.cpp | deps
 	@mkdir -p $(@D)

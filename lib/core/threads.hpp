@@ -19,4 +19,16 @@ int thread_count();
 // The first exception thrown by any range is rethrown here.
 void parallel_for(std::size_t count, const std::function<void(std::size_t begin, std::size_t end)>& body);
 
+// Streams items 0 .. count-1 through up to thread_count() workers and hands them back in
+// order, for work whose results are written in input order with bounded memory:
+//   take(index, slot)     one at a time, in increasing index order (for sequential input);
+//   work(index, slot)     in parallel;
+//   deliver(index, slot)  on the calling thread, in increasing index order.
+// slot = index % slots: at most `slots` items are between take and deliver, so buffers
+// indexed by slot belong to one item at a time. The first exception, in index order, stops
+// the workers and is rethrown here. With one thread everything runs on the calling thread.
+void ordered_parallel(std::size_t count, std::size_t slots, const std::function<void(std::size_t, std::size_t)>& take,
+                      const std::function<void(std::size_t, std::size_t)>& work,
+                      const std::function<void(std::size_t, std::size_t)>& deliver);
+
 }  // namespace lowrank

@@ -58,3 +58,8 @@ for name, gold, pred in (("cola", "cola.dev.tsv", "cola.submission.tsv"),
         contents = b"\n".join(g.read().split(b"\n")[:6]) + b"\0" + b"\n".join(p.read().split(b"\n")[:6])
     with open(os.path.join(seeds, name), "wb") as f:
         f.write(contents)
+
+seeds = folder("image")
+for name in ("rgb.png", "la.png", "palette.png", "rgb16.png", "palette.gif", "rgb.bmp", "rgb.tga", "gray.pgm",
+             "gray.jpg", "cmyk.jpg", "truncated.jpg"):
+    shutil.copy(os.path.join(DATA, "image", name), os.path.join(seeds, name))

@@ -8,6 +8,7 @@
 #include "core/threads.hpp"
 #include "helpers.hpp"
 
+#include <atomic>
 #include <doctest/doctest.h>
 #include <filesystem>
 #include <set>
@@ -162,6 +163,51 @@ TEST_CASE("parallel_for covers every index once and passes exceptions on") {
                       }),
                       "from a worker");
     parallel_for(0, [](std::size_t, std::size_t) { FAIL("called for an empty range"); });
+}
+
+TEST_CASE("ordered_parallel: takes in order, delivers in order, bounded, first failure in order") {
+    for (int threads : {1, 2, 4}) {
+        set_thread_count(threads);
+        const std::size_t count = 500, slots = 6;
+        std::vector<std::size_t> taken, delivered, results(slots);
+        std::atomic<std::size_t> in_flight{0}, most_in_flight{0};
+        ordered_parallel(
+            count, slots, [&](std::size_t index, std::size_t) { taken.push_back(index); },
+            [&](std::size_t index, std::size_t slot) {
+                std::size_t now = ++in_flight;
+                std::size_t seen = most_in_flight.load();
+                while (now > seen && !most_in_flight.compare_exchange_weak(seen, now)) {}
+                results[slot] = index * index;
+                --in_flight;
+            },
+            [&](std::size_t index, std::size_t slot) {
+                CHECK(results[slot] == index * index);
+                delivered.push_back(index);
+            });
+        std::vector<std::size_t> all(count);
+        for (std::size_t i = 0; i < count; ++i) all[i] = i;
+        CHECK(taken == all);
+        CHECK(delivered == all);
+        CHECK(most_in_flight.load() <= static_cast<std::size_t>(threads));
+
+        // Items 30 and 20 fail: the one that comes first in order is reported, after the
+        // items before it were delivered.
+        delivered.clear();
+        CHECK_THROWS_WITH(ordered_parallel(
+                              100, slots, [](std::size_t, std::size_t) {},
+                              [](std::size_t index, std::size_t) {
+                                  if (index == 30 || index == 20) throw error("item " + std::to_string(index));
+                              },
+                              [&](std::size_t index, std::size_t) { delivered.push_back(index); }),
+                          "item 20");
+        CHECK(delivered.size() == 20);
+        CHECK_THROWS_WITH(ordered_parallel(
+                              10, slots, [](std::size_t, std::size_t) {}, [](std::size_t, std::size_t) {},
+                              [](std::size_t index, std::size_t) {
+                                  if (index == 3) throw error("cannot write");
+                              }),
+                          "cannot write");
+    }
 }
 
 namespace {

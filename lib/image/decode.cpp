@@ -1,0 +1,182 @@
+#include "image/decode.hpp"
+
+#include "core/error.hpp"
+#include "core/input.hpp"
+
+#include <algorithm>
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+#include <fmt/format.h>
+#include <memory>
+#include <stb_image.h>
+
+#include <jpeglib.h>  // after <cstdio>: it needs FILE and size_t
+#include <jerror.h>
+
+namespace lowrank {
+namespace {
+
+// Larger images are refused rather than decoded into gigabytes (decompression bombs):
+// 8192 x 8192. Pillow warns above 89 million pixels and refuses above twice that; stb_image
+// needs three frames of RGBA for a GIF.
+constexpr std::size_t max_pixels = std::size_t{1} << 26;
+
+void check_dimensions(std::size_t width, std::size_t height, std::string_view path) {
+    if (width == 0 || height == 0) throw error_in(path, "cannot decode: the image is empty");
+    if (width * height > max_pixels)
+        throw error_in(path, fmt::format("cannot decode: {}x{} is more than {} pixels", width, height, max_pixels));
+}
+
+// ------------------------------------------------------------------------------ JPEG
+
+// libjpeg reports errors through a callback that must not return: it jumps back to the
+// setjmp in run_jpeg with the message saved. Truncated data is only a warning to libjpeg
+// (it pads with gray); Pillow refuses it ("image file is truncated"), and so do we.
+struct jpeg_failure {
+    jpeg_error_mgr manager;
+    std::jmp_buf jump;
+    char message[JMSG_LENGTH_MAX];
+    bool truncated;
+};
+
+extern "C" void jpeg_fail(j_common_ptr info) {
+    auto* failure = reinterpret_cast<jpeg_failure*>(info->err);
+    info->err->format_message(info, failure->message);
+    std::longjmp(failure->jump, 1);
+}
+
+extern "C" void jpeg_warn(j_common_ptr info, int level) {
+    auto* failure = reinterpret_cast<jpeg_failure*>(info->err);
+    if (level < 0 && info->err->msg_code == JWRN_JPEG_EOF) failure->truncated = true;
+}
+
+struct jpeg_session {
+    jpeg_decompress_struct info;
+    jpeg_failure failure;
+};
+
+// The largest of 1/1, 1/2, 1/4 and 1/8 that keeps the decoded image at least as large as
+// the target in both directions (Pillow's draft rule).
+unsigned draft_denominator(std::size_t width, std::size_t height, const decode_options& options) {
+    if (!options.draft_target) return 1;
+    std::size_t target_width = width, target_height = height;
+    options.draft_target(target_width, target_height);
+    if (target_width == 0 || target_height == 0) return 1;
+    std::size_t scale = std::min(width / target_width, height / target_height);
+    return scale >= 8 ? 8 : scale >= 4 ? 4 : scale >= 2 ? 2 : 1;
+}
+
+// Pillow's CMYK to RGB: with n = 255 - K, each of R, G, B is n - C·n/255 (rounded the way
+// its MULDIV255 rounds). Adobe's files store CMYK inverted (Pillow's "CMYK;I").
+void cmyk_to_rgb(image& picture, bool inverted) {
+    image rgb(picture.width, picture.height, 3);
+    const std::uint8_t* in = picture.pixels.data();
+    std::uint8_t* out = rgb.pixels.data();
+    for (std::size_t i = 0, pixels = picture.width * picture.height; i < pixels; ++i, in += 4, out += 3) {
+        int black = inverted ? 255 - in[3] : in[3];
+        int remaining = 255 - black;
+        for (int c = 0; c < 3; ++c) {
+            int ink = inverted ? 255 - in[c] : in[c];
+            int product = ink * remaining + 128;
+            int scaled = ((product >> 8) + product) >> 8;
+            out[c] = static_cast<std::uint8_t>(std::clamp(remaining - scaled, 0, 255));
+        }
+    }
+    picture = std::move(rgb);
+}
+
+// Decodes into `picture`. Only references and plain data live in this frame, so the
+// longjmp from jpeg_fail skips no destructor. Returns false with the message saved.
+bool run_jpeg(jpeg_session& session, std::span<const std::byte> bytes, const decode_options& options,
+              image& picture, std::string_view path) {
+    if (setjmp(session.failure.jump)) return false;
+    jpeg_create_decompress(&session.info);
+    jpeg_mem_src(&session.info, reinterpret_cast<const unsigned char*>(bytes.data()),
+                 static_cast<unsigned long>(bytes.size()));
+    jpeg_read_header(&session.info, TRUE);
+    check_dimensions(session.info.image_width, session.info.image_height, path);  // throws: no longjmp pending
+    auto space = session.info.jpeg_color_space;
+    bool cmyk = space == JCS_CMYK || space == JCS_YCCK;
+    session.info.out_color_space = space == JCS_GRAYSCALE ? JCS_GRAYSCALE : cmyk ? JCS_CMYK : JCS_RGB;
+    session.info.scale_num = 1;
+    session.info.scale_denom = draft_denominator(session.info.image_width, session.info.image_height, options);
+    jpeg_start_decompress(&session.info);
+    picture = image(session.info.output_width, session.info.output_height,
+                    static_cast<std::size_t>(session.info.output_components));
+    while (session.info.output_scanline < session.info.output_height) {
+        JSAMPROW rows[4];
+        unsigned first = session.info.output_scanline;
+        unsigned count = std::min(4u, session.info.output_height - first);
+        for (unsigned i = 0; i < count; ++i) rows[i] = picture.row(first + i);
+        jpeg_read_scanlines(&session.info, rows, count);
+        if (session.failure.truncated) return true;
+    }
+    jpeg_finish_decompress(&session.info);
+    return true;
+}
+
+image decode_jpeg(std::span<const std::byte> bytes, std::string_view path, const decode_options& options,
+                  image_size* stored) {
+    auto session = std::make_unique<jpeg_session>();
+    std::memset(session.get(), 0, sizeof(jpeg_session));
+    session->info.err = jpeg_std_error(&session->failure.manager);
+    session->failure.manager.error_exit = jpeg_fail;
+    session->failure.manager.emit_message = jpeg_warn;
+    image picture;
+    bool ok = false;
+    try {
+        ok = run_jpeg(*session, bytes, options, picture, path);
+    } catch (...) {
+        jpeg_destroy_decompress(&session->info);
+        throw;
+    }
+    bool inverted = session->info.saw_Adobe_marker;
+    if (stored) *stored = {session->info.image_width, session->info.image_height};
+    jpeg_destroy_decompress(&session->info);
+    if (!ok) throw error_in(path, fmt::format("cannot decode JPEG: {}", session->failure.message));
+    if (session->failure.truncated) throw error_in(path, "cannot decode JPEG: the file is truncated");
+    if (picture.channels == 4) cmyk_to_rgb(picture, inverted);
+    return picture;
+}
+
+// --------------------------------------------------------------------------- stb_image
+
+image decode_with_stb(std::span<const std::byte> bytes, std::string_view path, image_size* stored) {
+    if (bytes.size() > static_cast<std::size_t>(INT32_MAX)) throw error_in(path, "cannot decode: file too large");
+    auto data = reinterpret_cast<const stbi_uc*>(bytes.data());
+    int length = static_cast<int>(bytes.size());
+    int width = 0, height = 0, channels = 0;
+    if (!stbi_info_from_memory(data, length, &width, &height, &channels))
+        throw error_in(path, fmt::format("cannot decode: {}", stbi_failure_reason()));
+    check_dimensions(static_cast<std::size_t>(width), static_cast<std::size_t>(height), path);
+    std::unique_ptr<stbi_uc, void (*)(void*)> pixels(stbi_load_from_memory(data, length, &width, &height, &channels, 0),
+                                                     stbi_image_free);
+    if (!pixels) throw error_in(path, fmt::format("cannot decode: {}", stbi_failure_reason()));
+    image picture(static_cast<std::size_t>(width), static_cast<std::size_t>(height),
+                  static_cast<std::size_t>(channels));
+    std::memcpy(picture.pixels.data(), pixels.get(), picture.pixels.size());
+    if (stored) *stored = {picture.width, picture.height};
+    return picture;
+}
+
+}  // namespace
+
+bool is_jpeg(std::span<const std::byte> bytes) {
+    return bytes.size() >= 3 && bytes[0] == std::byte{0xFF} && bytes[1] == std::byte{0xD8} &&
+           bytes[2] == std::byte{0xFF};
+}
+
+image decode_image(std::span<const std::byte> bytes, std::string_view path, const decode_options& options,
+                   image_size* stored) {
+    if (bytes.empty()) throw error_in(path, "cannot decode: empty file");
+    return is_jpeg(bytes) ? decode_jpeg(bytes, path, options, stored) : decode_with_stb(bytes, path, stored);
+}
+
+image read_image(const std::string& path, const decode_options& options, image_size* stored) {
+    input_text input(path);
+    auto text = input.text();
+    return decode_image({reinterpret_cast<const std::byte*>(text.data()), text.size()}, path, options, stored);
+}
+
+}  // namespace lowrank
