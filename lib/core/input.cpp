@@ -31,7 +31,7 @@ int open_for_reading(const std::string& path) {
 
 }  // namespace
 
-mapped_file::mapped_file(const std::string& path) : path_(path) {
+mapped_file::mapped_file(const std::string& path, page_loading loading) : path_(path) {
     descriptor file{open_for_reading(path)};
     struct stat info {};
     if (::fstat(file.fd, &info) != 0) throw error_in(path, system_message(errno));
@@ -39,11 +39,22 @@ mapped_file::mapped_file(const std::string& path) : path_(path) {
     if (!S_ISREG(info.st_mode)) throw error_in(path, "not a regular file");
     size_ = static_cast<std::size_t>(info.st_size);
     if (size_ == 0) return;  // mmap refuses empty mappings; an empty view is what we want
-    data_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, file.fd, 0);
+    int flags = MAP_PRIVATE | (loading == page_loading::eager ? MAP_POPULATE : 0);
+    data_ = ::mmap(nullptr, size_, PROT_READ, flags, file.fd, 0);
     if (data_ == MAP_FAILED) {
         data_ = nullptr;
         throw error_in(path, "cannot map: " + system_message(errno));
     }
+    if (loading == page_loading::lazy) ::madvise(data_, size_, MADV_SEQUENTIAL);  // read ahead
+}
+
+void mapped_file::release(std::size_t offset, std::size_t size) const {
+    if (!data_ || size == 0 || offset >= size_) return;
+    // Whole pages only: round the start down and the end up. A page shared with a neighbour
+    // that is still in use just faults in again (the mapping is read-only, nothing is lost).
+    static const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    std::size_t begin = offset / page * page, end = std::min(size_, offset + size);
+    ::madvise(static_cast<char*>(data_) + begin, end - begin, MADV_DONTNEED);
 }
 
 mapped_file::~mapped_file() {

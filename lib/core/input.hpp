@@ -9,10 +9,15 @@
 
 namespace lowrank {
 
+// How a mapping brings the file into memory: all of it at once (fast to read everything
+// afterwards), or page by page as it is read (for files streamed through once, larger than
+// what should be resident at a time; pairs with release()).
+enum class page_loading { eager, lazy };
+
 // A regular file mapped read-only. Zero-copy: views stay valid while the object lives.
 class mapped_file {
 public:
-    explicit mapped_file(const std::string& path);
+    explicit mapped_file(const std::string& path, page_loading loading = page_loading::eager);
     ~mapped_file();
     mapped_file(mapped_file&& other) noexcept;
     mapped_file& operator=(mapped_file&& other) noexcept;
@@ -23,6 +28,11 @@ public:
     std::size_t size() const { return size_; }
     std::span<const std::byte> bytes() const { return {static_cast<const std::byte*>(data_), size_}; }
     std::string_view text() const { return {static_cast<const char*>(data_), size_}; }
+
+    // Drops the pages of [offset, offset + size) from this process's resident memory (the
+    // file stays in the page cache; reading them again faults them back in). Streaming
+    // readers call it on what they are done with, so that resident memory stays small.
+    void release(std::size_t offset, std::size_t size) const;
 
 private:
     std::string path_;

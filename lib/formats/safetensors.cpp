@@ -1,40 +1,15 @@
 #include "formats/safetensors.hpp"
 
 #include "core/error.hpp"
+#include "formats/json.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
-#include <set>
 
 namespace lowrank {
 namespace {
 
-using json = nlohmann::json;
-
-// Parses the header JSON, rejecting a key repeated in one object (the format forbids it;
-// a plain JSON parser would silently keep the last one).
-json parse_header_json(std::string_view text, std::string_view path) {
-    std::vector<std::set<std::string>> keys_seen;
-    std::string duplicate;
-    auto callback = [&](int, json::parse_event_t event, json& parsed) {
-        if (event == json::parse_event_t::object_start) keys_seen.emplace_back();
-        if (event == json::parse_event_t::object_end && !keys_seen.empty()) keys_seen.pop_back();
-        if (event == json::parse_event_t::key && !keys_seen.empty() && duplicate.empty()) {
-            const auto& key = parsed.get_ref<const std::string&>();
-            if (!keys_seen.back().insert(key).second) duplicate = key;
-        }
-        return true;
-    };
-    json header;
-    try {
-        header = json::parse(text.begin(), text.end(), callback);
-    } catch (const json::exception& failure) {
-        throw error_in(path, fmt::format("safetensors header is not valid JSON: {}", failure.what()));
-    }
-    if (!duplicate.empty()) throw error_in(path, fmt::format("safetensors header repeats the key '{}'", duplicate));
-    return header;
-}
+using json = ordered_json;
 
 bool multiply_checked(std::uint64_t a, std::uint64_t b, std::uint64_t& product) {
     return !__builtin_mul_overflow(a, b, &product);
@@ -143,8 +118,8 @@ safetensors_header parse_safetensors(std::span<const std::byte> file, std::strin
 
     safetensors_header result;
     result.data_offset = 8 + header_length;
-    json header = parse_header_json(
-        std::string_view(reinterpret_cast<const char*>(file.data()) + 8, header_length), path);
+    json header = parse_json_strict(
+        std::string_view(reinterpret_cast<const char*>(file.data()) + 8, header_length), path, "safetensors header");
     if (!header.is_object()) throw error_in(path, "safetensors header is not a JSON object");
     for (const auto& [name, entry] : header.items()) {
         if (name == "__metadata__") {
@@ -179,8 +154,8 @@ safetensors_header parse_safetensors(std::span<const std::byte> file, std::strin
     return result;
 }
 
-safetensors_file::safetensors_file(const std::string& path)
-    : file_(path), header_(parse_safetensors(file_.bytes(), path)) {}
+safetensors_file::safetensors_file(const std::string& path, page_loading loading)
+    : file_(path, loading), header_(parse_safetensors(file_.bytes(), path)) {}
 
 const tensor_info* safetensors_file::find(std::string_view name) const {
     for (const auto& tensor : header_.tensors)
@@ -206,6 +181,20 @@ std::vector<float> safetensors_file::to_float(const tensor_info& tensor) const {
     return values;
 }
 
+void safetensors_file::release(const tensor_info& tensor) const {
+    file_.release(header_.data_offset + tensor.begin, tensor.end - tensor.begin);
+}
+
+std::string safetensors_header_bytes(const std::vector<tensor_spec>& tensors,
+                                     const std::map<std::string, std::string>& metadata) {
+    std::string text = header_text(tensors, metadata);
+    if (text.size() > safetensors_max_header)
+        throw error(fmt::format("safetensors header would be over the {} byte limit", safetensors_max_header));
+    std::string bytes(8, '\0');
+    for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((text.size() >> (8 * i)) & 0xFF);
+    return bytes + text;
+}
+
 safetensors_writer::safetensors_writer(output_stream& out, std::vector<tensor_spec> tensors,
                                        const std::map<std::string, std::string>& metadata)
     : out_(out), layout_(std::move(tensors)) {
@@ -216,14 +205,13 @@ safetensors_writer::safetensors_writer(output_stream& out, std::vector<tensor_sp
     for (std::size_t i = 1; i < layout_.size(); ++i)
         if (layout_[i].name == layout_[i - 1].name)
             throw error(fmt::format("{}: two tensors named '{}'", out_.path(), layout_[i].name));
-    std::string text = header_text(layout_, metadata);
-    if (text.size() > safetensors_max_header)
-        throw error(fmt::format("{}: safetensors header would be over the {} byte limit", out_.path(),
-                                safetensors_max_header));
-    unsigned char length[8];
-    for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>((text.size() >> (8 * i)) & 0xFF);
-    out_.write(length, sizeof length);
-    out_.write(text);
+    std::string bytes;
+    try {
+        bytes = safetensors_header_bytes(layout_, metadata);
+    } catch (const error& failure) {
+        throw error_in(out_.path(), failure.what());
+    }
+    out_.write(bytes);
 }
 
 void safetensors_writer::write(std::string_view name, std::span<const std::byte> bytes) {

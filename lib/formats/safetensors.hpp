@@ -44,7 +44,8 @@ safetensors_header parse_safetensors(std::span<const std::byte> file, std::strin
 
 class safetensors_file {
 public:
-    explicit safetensors_file(const std::string& path);
+    // page_loading::lazy for files streamed through tensor by tensor (see release()).
+    explicit safetensors_file(const std::string& path, page_loading loading = page_loading::eager);
 
     const std::string& path() const { return file_.path(); }
     const std::vector<tensor_info>& tensors() const { return header_.tensors; }
@@ -59,6 +60,14 @@ public:
     std::span<const std::byte> bytes(const tensor_info& tensor) const;
     // The tensor's elements as float32; an error for dtypes that do not convert.
     std::vector<float> to_float(const tensor_info& tensor) const;
+    // Drops the tensor's pages from resident memory (mapped_file::release).
+    void release(const tensor_info& tensor) const;
+
+    // Where the data section starts in the file (8 + header length): a tensor's bytes are at
+    // data_offset() + begin.
+    std::uint64_t data_offset() const { return header_.data_offset; }
+    // The whole file, header included.
+    std::span<const std::byte> file_bytes() const { return file_.bytes(); }
 
 private:
     mapped_file file_;
@@ -73,6 +82,12 @@ struct tensor_spec {
 
     std::uint64_t byte_size() const;
 };
+
+// The 8-byte length and the header of a file holding `tensors` in exactly this order (their
+// data laid out one after the other in that order), as the reference writer formats it.
+// For writers that keep another file's tensor order rather than the reference order.
+std::string safetensors_header_bytes(const std::vector<tensor_spec>& tensors,
+                                     const std::map<std::string, std::string>& metadata);
 
 // Writes a safetensors file whose tensors arrive one at a time, in layout() order, so that a
 // model larger than memory can be written as it is computed.
