@@ -11,51 +11,42 @@
 
 namespace lowrank {
 
-// Pieces seen before and their ids: open addressing over a fixed table, keys and ids in two
-// flat arenas. Natural text repeats its words (Zipf), so most pieces are found here and
-// never merged again. When the table is half full it starts over, which bounds its memory
-// (a few megabytes) on any input.
+// Pieces seen before and their ids, as a CPU cache keeps memory: direct-mapped, one
+// 128-byte slot per piece (its hash, bytes and ids together, so a lookup touches one or two
+// cache lines), a new piece overwriting whatever was in its slot. Natural text repeats its words
+// (Zipf), so most pieces are found here and never merged again; rare ones come and go.
+// Pieces longer than a line holds are merged each time.
 struct bpe_encoder::piece_cache {
-    static constexpr std::size_t slot_count = std::size_t{1} << 17;
-    static constexpr std::size_t max_entries = slot_count / 2;
-    static constexpr std::size_t max_key_length = 255;
+    static constexpr std::size_t slot_count = std::size_t{1} << 16;  // 8 MB
+    static constexpr std::size_t max_key_length = 46;
+    static constexpr std::size_t max_ids = 18;
 
-    struct slot {
+    struct alignas(64) slot {
         std::uint64_t hash = 0;  // 0: empty
-        std::uint32_t key_offset = 0, ids_offset = 0;
-        std::uint16_t key_length = 0, id_count = 0;
+        std::uint8_t key_length = 0, id_count = 0;
+        char key[max_key_length] = {};
+        std::uint32_t ids[max_ids] = {};
     };
+    static_assert(sizeof(slot) == 128);
 
     std::vector<slot> slots = std::vector<slot>(slot_count);
-    std::string keys;
-    std::vector<std::uint32_t> ids;
-    std::size_t entries = 0;
 
-    const slot* find(std::string_view key, std::uint64_t hash) const {
-        for (std::size_t index = hash & (slot_count - 1);; index = (index + 1) & (slot_count - 1)) {
-            const slot& candidate = slots[index];
-            if (candidate.hash == 0) return nullptr;
-            if (candidate.hash == hash && candidate.key_length == key.size() &&
-                std::memcmp(keys.data() + candidate.key_offset, key.data(), key.size()) == 0)
-                return &candidate;
-        }
+    const slot* find(std::string_view piece, std::uint64_t hash) const {
+        const slot& candidate = slots[hash & (slot_count - 1)];
+        if (candidate.hash != hash || candidate.key_length != piece.size() ||
+            std::memcmp(candidate.key, piece.data(), piece.size()) != 0)
+            return nullptr;
+        return &candidate;
     }
 
-    void insert(std::string_view key, std::uint64_t hash, const std::uint32_t* piece_ids, std::size_t count) {
-        if (count > 0xFFFF) return;
-        if (entries >= max_entries || keys.size() + key.size() > 0xFFFFFFFFu || ids.size() + count > 0xFFFFFFFFu) {
-            std::fill(slots.begin(), slots.end(), slot{});
-            keys.clear();
-            ids.clear();
-            entries = 0;
-        }
-        std::size_t index = hash & (slot_count - 1);
-        while (slots[index].hash != 0) index = (index + 1) & (slot_count - 1);
-        slots[index] = {hash, static_cast<std::uint32_t>(keys.size()), static_cast<std::uint32_t>(ids.size()),
-                        static_cast<std::uint16_t>(key.size()), static_cast<std::uint16_t>(count)};
-        keys.append(key);
-        ids.insert(ids.end(), piece_ids, piece_ids + count);
-        ++entries;
+    void insert(std::string_view piece, std::uint64_t hash, const std::uint32_t* piece_ids, std::size_t count) {
+        if (count > max_ids) return;
+        slot& target = slots[hash & (slot_count - 1)];
+        target.hash = hash;
+        target.key_length = static_cast<std::uint8_t>(piece.size());
+        target.id_count = static_cast<std::uint8_t>(count);
+        std::memcpy(target.key, piece.data(), piece.size());
+        std::memcpy(target.ids, piece_ids, count * sizeof *piece_ids);
     }
 };
 
@@ -112,8 +103,7 @@ void bpe_encoder::encode_piece(std::string_view piece, std::vector<std::uint32_t
     if (cacheable) {
         hash = string_hash(piece);
         if (const auto* hit = cache_->find(piece, hash)) {
-            const std::uint32_t* cached = cache_->ids.data() + hit->ids_offset;
-            ids.insert(ids.end(), cached, cached + hit->id_count);
+            for (std::size_t i = 0; i < hit->id_count; ++i) ids.push_back(hit->ids[i]);
             return;
         }
     }
