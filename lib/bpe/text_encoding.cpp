@@ -16,14 +16,16 @@ std::size_t line_number_at(std::string_view text, std::size_t offset) {
     return 1 + static_cast<std::size_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(offset), '\n'));
 }
 
-bool is_ascii_space(char c) {
-    return c == ' ' || (c >= '\t' && c <= '\r');
+bool is_printable_ascii(char c) {
+    return c > ' ' && c < 0x7F;
 }
 
 // Where the next chunk after `start` ends. Line mode: after a newline. Document mode:
-// between a newline and a character that is neither a space nor a letter's continuation,
-// a place where every pattern cuts (no piece holds a newline and then a printable ASCII
-// character), so the pieces are those of the whole text.
+// after a newline that has a printable ASCII character on each side: every pattern cuts
+// there (no piece holds a newline and then a printable character), and the newline is a
+// piece of its own whether or not the text goes on (with a space before it, " \n" at the
+// end of a chunk would be one piece, but " " and "\n" in the whole text), so the pieces
+// are those of the whole text.
 std::size_t chunk_end(std::string_view text, std::size_t start, bool document, split_pattern pattern) {
     if (text.size() - start <= chunk_bytes || (document && pattern == split_pattern::none)) return text.size();
     std::size_t position = start + chunk_bytes;
@@ -32,7 +34,8 @@ std::size_t chunk_end(std::string_view text, std::size_t start, bool document, s
         if (newline == std::string_view::npos) return text.size();
         position = newline + 1;
         if (!document) return position;
-        if (position < text.size() && static_cast<unsigned char>(text[position]) < 0x80 && !is_ascii_space(text[position]))
+        if (position < text.size() && is_printable_ascii(text[position]) && newline > start &&
+            is_printable_ascii(text[newline - 1]))
             return position;
     }
     return text.size();

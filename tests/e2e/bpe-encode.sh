@@ -24,7 +24,9 @@ expect_output "gpt2: --document" $d/gpt2-document.ids bpe-encode --document --to
 expect_output "gpt2: --allow-special" $d/gpt2-allow-special.ids bpe-encode --allow-special --tokenizer "$gpt2" $d/texts.txt
 expect_output "cl100k: every line" $d/cl100k-lines.ids bpe-encode --pattern cl100k --tokenizer "$work/cl100k.tiktoken" $d/texts.txt
 # A document long enough to be cut into chunks for two threads: the same ids as tiktoken.
-for i in $(seq 400); do cat $d/document.txt; done >"$work/long.txt"
+# Lines that end in a space, and paragraphs between blank lines, must not change how the
+# chunks are cut ("\n\n" at the end of a chunk would be one piece, two in the whole text).
+{ for i in $(seq 200); do cat $d/document.txt; done; seq -f 'line %g ' 100000; seq 100000 | sed 's/^/paragraph /; s/$/\n/'; cat $d/document.txt; } >"$work/long.txt"
 node -e 'const {get_encoding} = require(process.argv[1]); const fs = require("fs");
   process.stdout.write(Array.from(get_encoding("gpt2").encode_ordinary(fs.readFileSync(process.argv[2], "utf8"))).join(" ") + "\n");' \
     "$modules/tiktoken" "$work/long.txt" >"$work/long.ids"
