@@ -85,7 +85,13 @@ e2e-tests: $(TOOLS)
 man-lint:
 	mandoc -Tlint -Wwarning $(MAN_PAGES)
 
-bench: all
+# Benchmark programs that time the library where no tool does yet (bench/*.cpp).
+BENCH_PROGRAMS := $(patsubst bench/%.cpp,$(BUILD)/bench/%,$(wildcard bench/*.cpp))
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBRARY)
+	$(CXX) $(ALL_CXXFLAGS) -o $@ $< $(LIBRARY) $(LDLIBS)
+
+bench: all $(BENCH_PROGRAMS)
 	@scripts/install-deps $(DEPS_BENCH)
 	bench/run-all
 
@@ -127,4 +133,4 @@ help:
 	@echo "make clean           remove build outputs"
 	@echo "Variables: PREFIX, DESTDIR, CXX, OPTIMIZE (now $(OPTIMIZE)), CXXFLAGS, SANITIZE, FUZZ_SECONDS"
 
--include $(LIBRARY_OBJECTS:.o=.d) $(UNIT_OBJECTS:.o=.d) $(TOOL_SOURCES:%.cpp=$(BUILD)/%.d)
+-include $(LIBRARY_OBJECTS:.o=.d) $(UNIT_OBJECTS:.o=.d) $(TOOL_SOURCES:%.cpp=$(BUILD)/%.d) $(BENCH_PROGRAMS:=.d)

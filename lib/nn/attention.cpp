@@ -114,4 +114,34 @@ void attention_backward(const attention_shape& shape, const float* qkv, const fl
     });
 }
 
+void attention_decode(const attention_shape& shape, const float* qkv, const std::int32_t* positions, float* keys,
+                      float* values, float* y) {
+    const std::size_t D = shape.head_dim, C = shape.width(), capacity = shape.time;
+    for (std::size_t b = 0; b < shape.batch; ++b) {
+        const auto position = static_cast<std::size_t>(positions[b]);
+        std::memcpy(keys + (b * capacity + position) * C, qkv + b * 3 * C + C, C * sizeof(float));
+        std::memcpy(values + (b * capacity + position) * C, qkv + b * 3 * C + 2 * C, C * sizeof(float));
+    }
+    for_each_head(shape, false, [&](std::size_t pair, float*) {
+        std::size_t b = pair / shape.heads, h = pair % shape.heads;
+        const std::size_t keys_seen = static_cast<std::size_t>(positions[b]) + 1;
+        const float* q = qkv + b * 3 * C + h * D;
+        std::vector<float> scores(keys_seen);
+        for (std::size_t j = 0; j < keys_seen; ++j) {
+            const float* k = keys + (b * capacity + j) * C + h * D;
+            float dot = 0;
+#pragma omp simd reduction(+ : dot)
+            for (std::size_t d = 0; d < D; ++d) dot += q[d] * k[d];
+            scores[j] = dot * shape.scale;
+        }
+        masked_softmax(scores.data(), keys_seen, keys_seen);
+        float* out = y + b * C + h * D;
+        std::fill(out, out + D, 0.0f);
+        for (std::size_t j = 0; j < keys_seen; ++j) {
+            const float* v = values + (b * capacity + j) * C + h * D;
+            for (std::size_t d = 0; d < D; ++d) out[d] += scores[j] * v[d];
+        }
+    });
+}
+
 }  // namespace lowrank

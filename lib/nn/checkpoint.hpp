@@ -1,20 +1,18 @@
-// Model files: reading a checkpoint (one safetensors file, or a sharded Hugging Face
-// checkpoint: model.safetensors.index.json and its shards) and its config, filling a
-// model's parameters from it, and writing parameters as safetensors.
+// Model files: a checkpoint (one safetensors file, or a sharded Hugging Face checkpoint:
+// formats/sharded.hpp) and its config, filling a model's parameters from it, and writing
+// parameters as safetensors.
 //
 // The config is the "config" entry of the safetensors __metadata__ (what model-init and
 // lora-train write), or else config.json beside the file (Hugging Face's layout).
 #pragma once
 
 #include "core/output.hpp"
-#include "formats/safetensors.hpp"
+#include "formats/sharded.hpp"
 #include "nn/config.hpp"
 #include "nn/parameters.hpp"
 
 #include <functional>
-#include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,34 +20,25 @@ namespace lowrank {
 
 class checkpoint {
 public:
-    // path: a .safetensors file, a model.safetensors.index.json, or a folder holding
-    // model.safetensors or model.safetensors.index.json.
+    // path: a .safetensors file, or a folder holding model.safetensors or a sharded
+    // checkpoint (model.safetensors.index.json and its shards).
     explicit checkpoint(const std::string& path);
 
-    // The path as given, for messages.
-    const std::string& path() const { return path_; }
+    const std::string& path() const { return files_->path(); }
+    const safetensors_checkpoint& files() const { return *files_; }
     // The config, or an error naming where it was looked for.
     model_config config() const;
 
-    struct located {
-        const safetensors_file* file = nullptr;
-        const tensor_info* tensor = nullptr;
-    };
-    std::optional<located> find(const std::string& name) const;
-    std::vector<std::string> tensor_names() const;
-    // The file holding a tensor, to keep alive while parameters alias its mapping.
-    std::shared_ptr<const safetensors_file> owner(const safetensors_file* file) const;
+    // Kept alive by parameters that read their values in place from the mapping.
+    std::shared_ptr<const void> owner() const { return files_; }
 
 private:
-    std::string path_, config_source_;
-    std::optional<nlohmann::json> config_json_;
-    std::vector<std::shared_ptr<const safetensors_file>> files_;
-    std::map<std::string, std::pair<std::size_t, const tensor_info*>> tensors_;
+    std::shared_ptr<const safetensors_checkpoint> files_;
 };
 
 struct load_options {
-    // Parameters the checkpoint may lack (a new head): they are left as they are and listed
-    // in load_result::missing for the caller to initialise.
+    // Parameters the checkpoint may lack (a new head, adapters' branches): they are left as
+    // they are and listed in load_result::missing for the caller to fill.
     std::function<bool(const parameter&)> may_be_missing;
 };
 

@@ -79,6 +79,21 @@ const float* gpt2_model::forward(const std::int32_t* ids, std::size_t batch, std
     return hidden_.data();
 }
 
+const float* gpt2_model::decode(kv_cache& cache, const std::int32_t* tokens, const std::int32_t* positions) {
+    const std::size_t batch = cache.batch, C = width();
+    float* x = stack_.input(batch, 1, false);
+    embedding_forward(*wte_, tokens, batch, x, false);
+    embedding_forward(*wpe_, positions, batch, x, true);
+    const float* out = stack_.decode(cache, positions);
+    if (hidden_.size() < batch * C) {
+        hidden_.resize(batch * C);
+        mean_.resize(batch);
+        rstd_.resize(batch);
+    }
+    layer_norm_forward(final_norm_, out, batch, hidden_.data(), mean_.data(), rstd_.data());
+    return hidden_.data();
+}
+
 void gpt2_model::backward(float* d_hidden) {
     const std::size_t rows = rows_, C = width();
     if (d_stack_.size() < rows * C) d_stack_.resize(rows * C);

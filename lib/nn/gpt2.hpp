@@ -44,6 +44,10 @@ public:
     // d_hidden: (batch, time, C), the gradient of h (overwritten).
     void backward(float* d_hidden);
 
+    // Incremental decoding, one token per row (for generation): tokens and positions (batch)
+    // -> h: (batch, C) after ln_f. The cache is the stack's (transformer_stack::start_decoding).
+    const float* decode(kv_cache& cache, const std::int32_t* tokens, const std::int32_t* positions);
+
     // logits = h·wteᵀ: (rows, vocab).
     void lm_logits(const float* hidden, std::size_t rows, float* logits);
     // Cross-entropy of the LM head's logits against targets (rows; ignore_index counts for

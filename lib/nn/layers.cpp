@@ -111,62 +111,74 @@ constexpr float sqrt_2_over_pi = 0.7978845608028654f;  // √(2/π)
 constexpr float gelu_cubic = 0.044715f;
 constexpr float quick_gelu_factor = 1.702f;
 
+// Runs function(begin, end) over ranges of [0, count) on the threads.
 template <class Function>
 void elementwise(std::size_t count, Function function) {
-    for_rows(count, elements_per_part, [&](std::size_t begin, std::size_t end) {
-        for (std::size_t i = begin; i < end; ++i) function(i);
-    });
+    for_rows(count, elements_per_part, function);
+}
+
+// The activations and their derivatives over [begin, end): plain functions with the
+// pointers as parameters, so that the loops vectorize.
+void gelu_forward(const float* x, float* y, std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i)
+        y[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * static_cast<float>(std::numbers::sqrt2 / 2)));
+}
+
+void gelu_tanh_forward(const float* x, float* y, std::size_t begin, std::size_t end) {
+#pragma omp simd
+    for (std::size_t i = begin; i < end; ++i) {
+        float v = x[i];
+        y[i] = 0.5f * v * (1.0f + vector_math::tanh(sqrt_2_over_pi * (v + gelu_cubic * v * v * v)));
+    }
+}
+
+void quick_gelu_forward(const float* x, float* y, std::size_t begin, std::size_t end) {
+#pragma omp simd
+    for (std::size_t i = begin; i < end; ++i) y[i] = x[i] * vector_math::sigmoid(quick_gelu_factor * x[i]);
+}
+
+// d/dx x·Φ(x) = Φ(x) + x·φ(x)
+void gelu_backward(const float* x, const float* dy, float* dx, std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) {
+        float v = x[i];
+        float cdf = 0.5f * (1.0f + std::erf(v * static_cast<float>(std::numbers::sqrt2 / 2)));
+        float pdf = std::exp(-0.5f * v * v) * static_cast<float>(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2);
+        dx[i] = dy[i] * (cdf + v * pdf);
+    }
+}
+
+// u = √(2/π)(x + 0.044715x³):  d/dx = 0.5(1 + tanh u) + 0.5x(1 − tanh²u)·√(2/π)(1 + 3·0.044715x²)
+void gelu_tanh_backward(const float* x, const float* dy, float* dx, std::size_t begin, std::size_t end) {
+#pragma omp simd
+    for (std::size_t i = begin; i < end; ++i) {
+        float v = x[i];
+        float t = vector_math::tanh(sqrt_2_over_pi * (v + gelu_cubic * v * v * v));
+        float du = sqrt_2_over_pi * (1.0f + 3.0f * gelu_cubic * v * v);
+        dx[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
+    }
+}
+
+// d/dx x·σ(ax) = σ(ax) + a·x·σ(ax)(1 − σ(ax))
+void quick_gelu_backward(const float* x, const float* dy, float* dx, std::size_t begin, std::size_t end) {
+#pragma omp simd
+    for (std::size_t i = begin; i < end; ++i) {
+        float s = vector_math::sigmoid(quick_gelu_factor * x[i]);
+        dx[i] = dy[i] * (s + quick_gelu_factor * x[i] * s * (1.0f - s));
+    }
 }
 
 }  // namespace
 
 void activation_forward(activation kind, const float* x, float* y, std::size_t count) {
-    switch (kind) {
-    case activation::gelu:
-        elementwise(count, [&](std::size_t i) {
-            y[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * static_cast<float>(std::numbers::sqrt2 / 2)));
-        });
-        break;
-    case activation::gelu_tanh:
-        elementwise(count, [&](std::size_t i) {
-            float v = x[i];
-            y[i] = 0.5f * v * (1.0f + vector_math::tanh(sqrt_2_over_pi * (v + gelu_cubic * v * v * v)));
-        });
-        break;
-    case activation::quick_gelu:
-        elementwise(count, [&](std::size_t i) { y[i] = x[i] * vector_math::sigmoid(quick_gelu_factor * x[i]); });
-        break;
-    }
+    auto function = kind == activation::gelu ? gelu_forward : kind == activation::gelu_tanh ? gelu_tanh_forward
+                                                                                             : quick_gelu_forward;
+    elementwise(count, [=](std::size_t begin, std::size_t end) { function(x, y, begin, end); });
 }
 
 void activation_backward(activation kind, const float* x, const float* dy, float* dx, std::size_t count) {
-    switch (kind) {
-    case activation::gelu:
-        // d/dx x·Φ(x) = Φ(x) + x·φ(x)
-        elementwise(count, [&](std::size_t i) {
-            float v = x[i];
-            float cdf = 0.5f * (1.0f + std::erf(v * static_cast<float>(std::numbers::sqrt2 / 2)));
-            float pdf = std::exp(-0.5f * v * v) * static_cast<float>(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2);
-            dx[i] = dy[i] * (cdf + v * pdf);
-        });
-        break;
-    case activation::gelu_tanh:
-        // u = √(2/π)(x + 0.044715x³):  d/dx = 0.5(1 + tanh u) + 0.5x(1 − tanh²u)·√(2/π)(1 + 3·0.044715x²)
-        elementwise(count, [&](std::size_t i) {
-            float v = x[i];
-            float t = vector_math::tanh(sqrt_2_over_pi * (v + gelu_cubic * v * v * v));
-            float du = sqrt_2_over_pi * (1.0f + 3.0f * gelu_cubic * v * v);
-            dx[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
-        });
-        break;
-    case activation::quick_gelu:
-        // d/dx x·σ(ax) = σ(ax) + a·x·σ(ax)(1 − σ(ax))
-        elementwise(count, [&](std::size_t i) {
-            float s = vector_math::sigmoid(quick_gelu_factor * x[i]);
-            dx[i] = dy[i] * (s + quick_gelu_factor * x[i] * s * (1.0f - s));
-        });
-        break;
-    }
+    auto function = kind == activation::gelu ? gelu_backward : kind == activation::gelu_tanh ? gelu_tanh_backward
+                                                                                              : quick_gelu_backward;
+    elementwise(count, [=](std::size_t begin, std::size_t end) { function(x, dy, dx, begin, end); });
 }
 
 // ------------------------------------------------------------------------------ Embedding

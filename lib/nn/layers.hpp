@@ -133,4 +133,11 @@ void attention_forward(const attention_shape& shape, const float* qkv, float* pr
 void attention_backward(const attention_shape& shape, const float* qkv, const float* probabilities, const float* dy,
                         float* dqkv);
 
+// Incremental decoding: one new query per row against the keys and values of the row's
+// earlier positions and its own. qkv: (B, 3C), the new tokens' projections, whose k and v
+// are stored at positions[b] of keys, values: (B, capacity, C) first; query b then sees
+// positions 0..positions[b]. -> y: (B, C). shape.time is the capacity.
+void attention_decode(const attention_shape& shape, const float* qkv, const std::int32_t* positions, float* keys,
+                      float* values, float* y);
+
 }  // namespace lowrank

@@ -33,7 +33,7 @@ std::optional<lora_target> find_lora_target(transformer_block& block, std::strin
 }
 
 lora_branch& add_lora(parameter_set& parameters, const lora_target& target, const lora_settings& settings) {
-    std::string suffix = target.slice.empty() ? ".weight" : "." + target.slice + ".weight";
+    std::string suffix = target.tag.empty() ? ".weight" : "." + target.tag + ".weight";
     std::string module = target.module();
     lora_branch branch;
     branch.a = &parameters.add(module + ".lora_A" + suffix, {settings.rank, target.layer->in});

@@ -24,12 +24,12 @@ struct lora_settings {
 };
 
 // A place for a branch: a linear layer and the output columns it adds to. GPT-2's fused
-// c_attn offers its q, k and v thirds as slices (loralib's MergedLinear); `slice` names
-// one ("q") and is part of the parameter names.
+// c_attn offers its q, k and v thirds as slices (loralib's MergedLinear). `tag` tells
+// branches of one layer apart in the parameter names: the slice ("q"), an adapter's name.
 struct lora_target {
     linear* layer = nullptr;
     std::size_t column = 0, width = 0;
-    std::string slice;
+    std::string tag;
 
     // The module's Hugging Face name: its weight's name without ".weight".
     std::string module() const;
@@ -40,8 +40,8 @@ struct lora_target {
 // Nothing for another name.
 std::optional<lora_target> find_lora_target(transformer_block& block, std::string_view target);
 
-// Adds a branch at `target`: declares <module>.lora_A[.<slice>].weight (r, in) and
-// <module>.lora_B[.<slice>].weight (width, r).
+// Adds a branch at `target`: declares <module>.lora_A[.<tag>].weight (r, in) and
+// <module>.lora_B[.<tag>].weight (width, r).
 lora_branch& add_lora(parameter_set& parameters, const lora_target& target, const lora_settings& settings);
 
 enum class lora_init {

@@ -10,6 +10,29 @@
 
 namespace lowrank {
 
+namespace {
+
+// One row: −log softmax(row)[target]; with grad, grad = scale · (softmax − onehot(target))
+// (grad may be row). A plain function with the pointers as parameters, so its loops vectorize.
+double row_cross_entropy(const float* row, std::size_t classes, std::size_t target, float* grad, float scale) {
+    float maximum = row[0];
+#pragma omp simd reduction(max : maximum)
+    for (std::size_t j = 0; j < classes; ++j) maximum = std::max(maximum, row[j]);
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (std::size_t j = 0; j < classes; ++j) sum += vector_math::exp(row[j] - maximum);
+    const float log_sum = maximum + std::log(sum);
+    const double loss = static_cast<double>(log_sum) - row[target];
+    if (grad) {
+#pragma omp simd
+        for (std::size_t j = 0; j < classes; ++j) grad[j] = scale * vector_math::exp(row[j] - log_sum);
+        grad[target] -= scale;
+    }
+    return loss;
+}
+
+}  // namespace
+
 cross_entropy_result cross_entropy(const float* logits, const std::int32_t* targets, std::size_t rows,
                                    std::size_t classes, float* dlogits, float scale) {
     std::size_t parts = part_count(rows, 8);
@@ -17,23 +40,14 @@ cross_entropy_result cross_entropy(const float* logits, const std::int32_t* targ
     std::vector<std::size_t> counts(parts, 0);
     for_each_part(rows, parts, [&](std::size_t part, std::size_t begin, std::size_t end) {
         for (std::size_t r = begin; r < end; ++r) {
-            const float* row = logits + r * classes;
             float* grad = dlogits ? dlogits + r * classes : nullptr;
             if (targets[r] == ignore_index) {
                 if (grad) std::fill(grad, grad + classes, 0.0f);
                 continue;
             }
-            auto target = static_cast<std::size_t>(targets[r]);
-            float maximum = *std::max_element(row, row + classes);
-            float sum = 0;
-#pragma omp simd reduction(+ : sum)
-            for (std::size_t j = 0; j < classes; ++j) sum += vector_math::exp(row[j] - maximum);
-            float log_sum = maximum + std::log(sum);
-            sums[part] += static_cast<double>(log_sum) - row[target];
+            sums[part] += row_cross_entropy(logits + r * classes, classes, static_cast<std::size_t>(targets[r]),
+                                            grad, scale);
             ++counts[part];
-            if (!grad) continue;
-            for (std::size_t j = 0; j < classes; ++j) grad[j] = scale * vector_math::exp(row[j] - log_sum);
-            grad[target] -= scale;
         }
     });
     cross_entropy_result result;

@@ -22,6 +22,29 @@ void model::initialize(std::uint64_t seed) {
     if (clip) clip->initialize(seed);
 }
 
+namespace {
+
+void add_layers(transformer_stack& stack, std::map<std::string, linear*>& layers) {
+    for (transformer_block& block : stack.blocks())
+        for (linear* layer : block.linears()) {
+            const std::string& weight = layer->weight->name;
+            layers[weight.substr(0, weight.size() - std::string_view(".weight").size())] = layer;
+        }
+}
+
+}  // namespace
+
+std::map<std::string, linear*> linear_layers(model& target) {
+    std::map<std::string, linear*> layers;
+    if (target.gpt2) add_layers(target.gpt2->stack(), layers);
+    if (target.vit) add_layers(target.vit->tower().stack(), layers);
+    if (target.clip) {
+        add_layers(target.clip->text().stack(), layers);
+        add_layers(target.clip->vision().stack(), layers);
+    }
+    return layers;
+}
+
 std::unique_ptr<model> open_model(const std::string& path, std::vector<std::string>& warnings) {
     checkpoint file(path);
     auto opened = std::make_unique<model>(file.config());

@@ -7,6 +7,7 @@
 #include "nn/gpt2.hpp"
 #include "nn/vision.hpp"
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,10 @@ struct model {
     std::unique_ptr<vit_model> vit;
     std::unique_ptr<clip_model> clip;
 };
+
+// The linear layers of the model's transformer blocks by module path
+// ("transformer.h.0.attn.c_attn"): where adapters attach.
+std::map<std::string, linear*> linear_layers(model& target);
 
 // A checkpoint's model with every parameter frozen and loaded (frozen F32 tensors read in
 // place from the mapping). Warnings (unused tensors) go to `warnings`.

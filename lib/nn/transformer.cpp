@@ -178,7 +178,13 @@ void transformer_stack::forward_block(std::size_t index, const float* x, float* 
         linear_forward(block.k, attention_input, rows, a.qkv + C, 3 * C, false, state(1));
         linear_forward(block.v, attention_input, rows, a.qkv + 2 * C, 3 * C, false, state(2));
     }
-    attention_forward(shape, a.qkv, a.probabilities, a.attention);
+    if (cache_) {
+        shape.time = cache_->capacity;
+        attention_decode(shape, a.qkv, positions_, cache_->keys[index].data(), cache_->values[index].data(),
+                         a.attention);
+    } else {
+        attention_forward(shape, a.qkv, a.probabilities, a.attention);
+    }
     copy(x, a.residual, rows * C);
     linear_forward(block.attention_output, a.attention, rows, a.residual, C, true, state(output_index));
 
@@ -200,6 +206,27 @@ void transformer_stack::forward_block(std::size_t index, const float* x, float* 
     activation_forward(config_.act, a.hidden, a.activated, rows * inner);
     linear_forward(block.fc2, a.activated, rows, sum, C, true, state(output_index + 2));
     if (!options_.pre_norm) layer_norm_forward(block.ln2, a.mlp_sum, rows, out, a.ln2_mean, a.ln2_rstd);
+}
+
+void transformer_stack::start_decoding(kv_cache& cache, std::size_t batch, std::size_t capacity) const {
+    if (!options_.causal || !options_.pre_norm)
+        throw std::logic_error("incremental decoding needs a causal pre-LN stack");
+    cache.batch = batch;
+    cache.capacity = capacity;
+    cache.keys.assign(blocks_.size(), large_vector<float>(batch * capacity * config_.width));
+    cache.values.assign(blocks_.size(), large_vector<float>(batch * capacity * config_.width));
+}
+
+const float* transformer_stack::decode(kv_cache& cache, const std::int32_t* positions) {
+    if (training_ || time_ != 1 || batch_ != cache.batch)
+        throw std::logic_error("transformer_stack::decode needs input(cache.batch, 1, false)");
+    cache_ = &cache;
+    positions_ = positions;
+    lengths_ = nullptr;
+    dropout_seed_ = 0;
+    for (std::size_t i = 0; i < blocks_.size(); ++i) forward_block(i, outputs_[i], outputs_[i + 1]);
+    cache_ = nullptr;
+    return outputs_.back();
 }
 
 void transformer_stack::backward(float* d_output) {

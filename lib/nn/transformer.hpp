@@ -43,6 +43,12 @@ struct transformer_block {
     std::vector<linear*> linears();
 };
 
+// The keys and values of the positions decoded so far, per block: (batch, capacity, C) each.
+struct kv_cache {
+    std::size_t batch = 0, capacity = 0;
+    std::vector<large_vector<float>> keys, values;
+};
+
 struct stack_options {
     bool causal = false;
     bool pre_norm = true;
@@ -69,6 +75,13 @@ public:
     // d_output: (batch, time, C), the gradient of the output; it is overwritten with the
     // gradient of the input. Parameter gradients are added.
     void backward(float* d_output);
+
+    // Incremental decoding (causal stacks, inference): one new token per row at a time,
+    // attending to the keys and values the cache holds for the row's earlier positions.
+    // Start with an empty cache for (batch, capacity positions); then, per step, write the
+    // new tokens' inputs at input(batch, 1, false) and call decode() with each row's position.
+    void start_decoding(kv_cache& cache, std::size_t batch, std::size_t capacity) const;
+    const float* decode(kv_cache& cache, const std::int32_t* positions);
 
 private:
     // One block's activations (pointers into arena_; in inference every block shares one).
@@ -99,6 +112,8 @@ private:
     bool training_ = false;
     const std::int32_t* lengths_ = nullptr;
     std::uint64_t dropout_seed_ = 0;
+    kv_cache* cache_ = nullptr;                 // while decoding
+    const std::int32_t* positions_ = nullptr;  // while decoding
     // Gradient scratch for the backward pass: (rows, max(C, inner)), (rows, C), (rows, 3C).
     float *wide_gradient_ = nullptr, *narrow_gradient_ = nullptr, *qkv_gradient_ = nullptr;
 };

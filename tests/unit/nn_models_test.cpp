@@ -112,11 +112,11 @@ TEST_CASE("gpt2 LM with LoRA on the q and v slices of c_attn: every gradient aga
     f.model.parameters().allocate();
     load_parameters(f.model.parameters(), f.file, architecture::gpt2,
                     {[](const parameter& p) { return p.name.find(".lora_") != std::string::npos; }});
-    checkpoint lora(data + "gpt2-lora.safetensors");
-    for (const std::string& name : lora.tensor_names()) {
-        parameter* p = f.model.parameters().find(name);
+    safetensors_file lora(data + "gpt2-lora.safetensors");
+    for (const tensor_info& tensor : lora.tensors()) {
+        parameter* p = f.model.parameters().find(tensor.name);
         REQUIRE(p);
-        auto values = lora.find(name)->file->to_float(*lora.find(name)->tensor);
+        auto values = lora.to_float(tensor);
         std::copy(values.begin(), values.end(), p->value);
     }
     f.check_pass("gpt2-lora");

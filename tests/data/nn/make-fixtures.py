@@ -9,6 +9,7 @@ Run from the repository root: /usr/bin/python3 tests/data/nn/make-fixtures.py
 """
 import json
 import os
+import struct
 import sys
 
 import numpy as np
@@ -103,6 +104,18 @@ def make_gpt2_lm():
                     grads[f"{prefix}.lora_B.{slice_name}.weight"] = branch.lora_B[s].grad.float()
         rm.save_safetensors(path(f"{name}.grads.safetensors"), grads)
 
+    # Greedy generation of 5 tokens after each row's prompt (its unpadded tokens), the model
+    # (without LoRA) run on the whole sequence at each step.
+    for block in model.transformer.h:
+        block.attn.lora = None
+    with open(path("gpt2-lm.generated.txt"), "w") as f:
+        for row, length in zip(ids, mask.sum(1)):
+            sequence = row[:length].tolist()
+            for _ in range(5):
+                with torch.no_grad():
+                    sequence.append(int(model(torch.tensor([sequence]))[0, -1].argmax()))
+            f.write(" ".join(map(str, sequence)) + "\n")
+
     # The same weights as the hub stores them: no "transformer." prefix, the attn.bias
     # causal-mask buffers, in F16 and BF16; and sharded in two files with a config.json.
     n_positions = GPT2["n_positions"]
@@ -156,6 +169,95 @@ def make_gpt2_classifier(name, labels_count, regression):
     save_npy(f"{name}.logits.npy", logits.detach().float().numpy())
     save_npy(f"{name}.loss.npy", np.array(loss.item(), dtype=np.float64))
     rm.save_safetensors(path(f"{name}.grads.safetensors"), gradients(model))
+    if not regression:
+        save_labels(f"{name}.labels.tsv", logits.detach(), [str(i) for i in range(labels_count)])
+
+
+# --------------------------------------------------------------------------- PEFT adapters
+
+def peft_lora(module, scale):
+    """Wraps module.forward with a PEFT LoRA branch: y += scale · (x·Aᵀ)·Bᵀ, A (r, in), B
+    (out, r) in nn.Linear orientation whatever the module's storage. Returns (A, B)."""
+    weight = module.weight
+    n_in, n_out = (weight.shape[0], weight.shape[1]) if isinstance(module, rm.Conv1D) else (weight.shape[1], weight.shape[0])
+    a = torch.randn(2, n_in) * 0.3
+    b = torch.randn(n_out, 2) * 0.3
+    base = module.forward
+    module.forward = lambda x: base(x) + scale * (x @ a.t().to(x.dtype)) @ b.t().to(x.dtype)
+    return a, b
+
+
+def write_adapter(folder, config, tensors):
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "adapter_config.json"), "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+    rm.save_safetensors(os.path.join(folder, "adapter_model.safetensors"), tensors, {"format": "pt"})
+
+
+def make_adapters():
+    """A PEFT adapter for gpt2-lm (LoRA on c_attn and attn.c_proj, rank 2, alpha 4, and an
+    alpha_pattern giving attn.c_proj alpha 8), one with rsLoRA for gpt2-classify (LoRA on
+    mlp.c_fc, and the score head trained in full, as modules_to_save), and the logits each
+    gives."""
+    base_config = {"peft_type": "LORA", "r": 2, "lora_alpha": 4, "bias": "none", "fan_in_fan_out": True,
+                   "inference_mode": True, "init_lora_weights": True, "lora_dropout": 0.0, "use_dora": False,
+                   "use_rslora": False, "rank_pattern": {}, "alpha_pattern": {}, "modules_to_save": None}
+    torch.manual_seed(11)
+    model = rm.GPT2LMHeadModel(GPT2)
+    model.load_state_dict({k: v for k, v in load_safetensors(path("gpt2-lm.safetensors")).items()})
+    tensors = {}
+    for i, block in enumerate(model.transformer.h):
+        for name, module, alpha in (("attn.c_attn", block.attn.c_attn, 4), ("attn.c_proj", block.attn.c_proj, 8)):
+            a, b = peft_lora(module, alpha / 2)
+            tensors[f"base_model.model.transformer.h.{i}.{name}.lora_A.weight"] = a
+            tensors[f"base_model.model.transformer.h.{i}.{name}.lora_B.weight"] = b
+    write_adapter(path("adapter-lm"), dict(base_config, target_modules=["c_attn", "attn.c_proj"],
+                                           alpha_pattern={"attn.c_proj": 8}, task_type="CAUSAL_LM"), tensors)
+    ids = torch.from_numpy(np.load(path("gpt2-lm.ids.npy")).astype(np.int64))
+    lengths = np.load(path("gpt2-lm.lengths.npy"))
+    mask = torch.from_numpy((np.arange(ids.shape[1])[None, :] < lengths[:, None]).astype(np.int64))
+    with torch.no_grad():
+        save_npy("adapter-lm.logits.npy", model(ids, mask).float().numpy())
+
+    config = json.loads(load_metadata(path("gpt2-classify.safetensors"))["config"])
+    config["num_labels"] = 3
+    model = rm.GPT2ForSequenceClassification(config)
+    model.load_state_dict(load_safetensors(path("gpt2-classify.safetensors")))
+    tensors = {}
+    for i, block in enumerate(model.transformer.h):
+        a, b = peft_lora(block.mlp.c_fc, 4 / 2 ** 0.5)
+        tensors[f"base_model.model.transformer.h.{i}.mlp.c_fc.lora_A.weight"] = a
+        tensors[f"base_model.model.transformer.h.{i}.mlp.c_fc.lora_B.weight"] = b
+    model.score.weight.data.normal_(0, 0.5)
+    tensors["base_model.model.score.weight"] = model.score.weight.detach().clone()
+    write_adapter(path("adapter-classify"), dict(base_config, target_modules=["c_fc"], use_rslora=True,
+                                                 modules_to_save=["score"], task_type="SEQ_CLS"), tensors)
+    ids = torch.from_numpy(np.load(path("gpt2-classify.ids.npy")).astype(np.int64))
+    with torch.no_grad():
+        logits = model(ids, (ids != 0).long())
+    save_npy("adapter-classify.logits.npy", logits.float().numpy())
+
+
+def load_metadata(file):
+    with open(file, "rb") as f:
+        return json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))["__metadata__"]
+
+
+def load_safetensors(file):
+    with open(file, "rb") as f:
+        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+        data = f.read()
+    header.pop("__metadata__", None)
+    return {name: torch.from_numpy(np.frombuffer(data[e["data_offsets"][0]:e["data_offsets"][1]],
+                                                 dtype=np.float32).reshape(e["shape"]).copy())
+            for name, e in header.items()}
+
+
+def save_labels(name, logits, labels):
+    with open(path(name), "w") as f:
+        f.write("index\tprediction\n")
+        for i, row in enumerate(logits):
+            f.write(f"{i}\t{labels[int(row.argmax())]}\n")
 
 
 # -------------------------------------------------------------------------------- vit, clip
@@ -182,6 +284,7 @@ def make_vit():
     loss.backward()
     save_npy("vit.targets.npy", targets.numpy().astype(np.int32))
     save_npy("vit.logits.npy", logits.detach().float().numpy())
+    save_labels("vit.labels.tsv", logits.detach(), [f"class {i}" for i in range(5)])
     save_npy("vit.loss.npy", np.array(loss.item(), dtype=np.float64))
     rm.save_safetensors(path("vit.grads.safetensors"), gradients(model))
 
@@ -230,3 +333,4 @@ if __name__ == "__main__":
     make_gpt2_classifier("gpt2-regress", 1, True)
     make_vit()
     make_clip()
+    make_adapters()

@@ -1,0 +1,93 @@
+#include "peft/apply.hpp"
+
+#include "core/error.hpp"
+#include "nn/lora.hpp"
+#include "peft/base_model.hpp"
+
+#include <fmt/format.h>
+#include <memory>
+
+namespace lowrank {
+namespace {
+
+std::string weight_of(const std::string& module) { return module + ".weight"; }
+
+// The layer of a module, looked up as find_base_tensor looks up base tensors.
+linear* find_layer(const std::map<std::string, linear*>& layers, const std::string& module) {
+    auto name = find_base_tensor(weight_of(module), [&](std::string_view weight) {
+        return layers.contains(std::string(weight.substr(0, weight.size() - 7)));
+    });
+    return name ? layers.at(name->substr(0, name->size() - 7)) : nullptr;
+}
+
+parameter* find_parameter(parameter_set& parameters, const std::string& name) {
+    auto found = find_base_tensor(name, [&](std::string_view candidate) { return parameters.find(candidate) != nullptr; });
+    return found ? parameters.find(*found) : nullptr;
+}
+
+void check_shape(const adapter& source, const tensor_info& tensor, const parameter& p) {
+    if (!std::equal(tensor.shape.begin(), tensor.shape.end(), p.shape.begin(), p.shape.end()))
+        throw error_in(source.weights().path(), fmt::format("tensor '{}' has shape [{}], the model's '{}' is {}",
+                                                            tensor.name, fmt::join(tensor.shape, ", "), p.name,
+                                                            shape_text(p.shape)));
+}
+
+}  // namespace
+
+std::vector<const parameter*> attach_adapter(const adapter& source, parameter_set& parameters,
+                                             const std::map<std::string, linear*>& layers, const std::string& tag) {
+    const std::string& path = source.path();
+    if (!source.problems().empty()) throw error_in(path, source.problems().front());
+    if (source.kind() == adapter::format::trained_tensors && method_adds_modules(source.method()))
+        throw error_in(path, fmt::format("method {} adds modules to the model; only LoRA adapters and replaced "
+                                         "tensors are applied", source.method()));
+    auto refusals = lora_config_refusals(source.config(), false);
+    if (!refusals.empty()) throw error_in(path, refusals.front());
+    std::vector<const parameter*> declared;
+    for (const lora_pair& pair : source.lora()) {
+        auto fail = [&](std::string_view what) { return error_in(path, fmt::format("module '{}': {}", pair.module, what)); };
+        if (pair.kind != lora_pair::layer::linear || pair.a->shape.size() != 2)
+            throw fail("only LoRA on linear layers is applied (not on embeddings or convolutions)");
+        if (pair.bias) throw fail("lora_B biases are not applied");
+        linear* layer = find_layer(layers, pair.module);
+        if (!layer) throw fail("not a linear layer of the model");
+        if (pair.a->shape[1] != layer->in || pair.b->shape[0] != layer->out)
+            throw fail(fmt::format("lora_A [{}] and lora_B [{}] do not fit a layer of {} inputs and {} outputs",
+                                   fmt::join(pair.a->shape, ", "), fmt::join(pair.b->shape, ", "), layer->in,
+                                   layer->out));
+        lora_branch& branch = add_lora(parameters, {layer, 0, layer->out, tag},
+                                       {.rank = static_cast<std::size_t>(pair.rank), .alpha = 1});
+        branch.scale = static_cast<float>(pair.scale);
+        declared.insert(declared.end(), {branch.a, branch.b});
+    }
+    for (const full_tensor& tensor : source.full_tensors())
+        if (!find_parameter(parameters, tensor.name))
+            throw error_in(source.weights().path(),
+                           fmt::format("tensor '{}' replaces no parameter of the model", tensor.tensor->name));
+    return declared;
+}
+
+void load_adapter(const adapter& source, parameter_set& parameters, const std::string& tag) {
+    if (!parameters.allocated()) throw std::logic_error("load_adapter before allocate()");
+    for (const lora_pair& pair : source.lora()) {
+        for (auto [matrix, tensor] : {std::pair{"A", pair.a}, std::pair{"B", pair.b}}) {
+            parameter* target = find_parameter(parameters, fmt::format("{}.lora_{}.{}.weight", pair.module, matrix, tag));
+            if (!target) throw std::logic_error("load_adapter without attach_adapter");
+            check_shape(source, *tensor, *target);
+            std::vector<float> values = source.to_float(*tensor);
+            std::copy(values.begin(), values.end(), target->value);
+        }
+    }
+    for (const full_tensor& tensor : source.full_tensors()) {
+        parameter* target = find_parameter(parameters, tensor.name);
+        check_shape(source, *tensor.tensor, *target);
+        auto values = std::make_shared<std::vector<float>>(source.to_float(*tensor.tensor));
+        if (target->trainable)
+            std::copy(values->begin(), values->end(), target->value);
+        else  // it may alias the base checkpoint's read-only mapping: point it at values of its own
+            parameters.alias(*target, values->data(), values);
+    }
+    parameters.touch();
+}
+
+}  // namespace lowrank

@@ -1,0 +1,31 @@
+// Applying adapters to a model in memory, unmerged (lora-predict): each LoRA pair of a PEFT
+// adapter becomes a branch on its module's linear layer (nn/lora.hpp: h = W0 x + s·B A x),
+// and the tensors an adapter trained in full (modules_to_save, biases, lora-train's full,
+// top2 and bitfit tensors) replace the model's parameters of the same name.
+#pragma once
+
+#include "nn/layers.hpp"
+#include "peft/adapter.hpp"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace lowrank {
+
+// Before the parameters are allocated: declares a branch, tagged `tag` (parameters
+// <module>.lora_A.<tag>.weight and .lora_B.<tag>.weight), on the layer of each LoRA pair;
+// `layers` maps module paths to layers (a base name that differs by a wrapper prefix, as
+// GPT-2's "h.0..." for "transformer.h.0...", is found). Refuses, naming the adapter and the
+// module, what a branch cannot be: embedding or Conv2d LoRA, lora_B biases, DoRA, fields
+// or initialisations lora_config_refusals names, the adapter's problems(), a module with no
+// layer, shapes that do not fit; and trained-tensor methods that add modules. Returns the
+// declared parameters.
+std::vector<const parameter*> attach_adapter(const adapter& source, parameter_set& parameters,
+                                             const std::map<std::string, linear*>& layers, const std::string& tag);
+
+// After allocation, and after the base model is loaded: fills the branches attach_adapter
+// declared and replaces parameters with the adapter's whole tensors.
+void load_adapter(const adapter& source, parameter_set& parameters, const std::string& tag);
+
+}  // namespace lowrank
