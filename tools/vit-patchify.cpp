@@ -5,6 +5,7 @@
 #include "core/input.hpp"
 #include "image/collection.hpp"
 
+#include <algorithm>
 #include <fmt/format.h>
 #include <limits>
 
@@ -28,7 +29,8 @@ collection_settings settings_from(const command_line& cli, const option_values& 
     if (cli.given("crop")) preprocess.crop = parse_crop(options.crop);
     if (cli.given("filter")) {
         auto filter = resize_filter_from_name(options.filter);
-        if (!filter) throw usage_error(fmt::format("unknown filter '{}' (filters: bicubic, bilinear, nearest)", options.filter));
+        if (!filter)
+            throw usage_error(fmt::format("unknown filter '{}' (filters: bicubic, bilinear, nearest)", options.filter));
         preprocess.filter = *filter;
     }
     if (cli.given("mean")) preprocess.mean = parse_float_list(options.mean, "--mean");
@@ -48,6 +50,8 @@ collection_settings settings_from(const command_line& cli, const option_values& 
 
 std::vector<std::string> input_list(const std::vector<std::string>& operands, const std::string& files_from) {
     std::vector<std::string> inputs = operands;
+    if (files_from == "-" && std::count(operands.begin(), operands.end(), "-") > 0)
+        throw usage_error("standard input cannot hold both an image and the --files-from list");
     if (!files_from.empty()) {
         input_text list(files_from);
         line_cursor lines(list.text());
@@ -82,7 +86,8 @@ int main(int argc, char** argv) {
         ("patch", value(&options.patch, "P")->default_value(16), "patch size in pixels")
         ("layout", value(&options.layout, "NAME")->default_value("conv"),
          "flattening of a patch: conv (C,P,P) or pixels (P,P,C)")
-        ("files-from", value(&options.files_from, "FILE"), "read more input paths from FILE, one per line (- for stdin)")
+        ("files-from", value(&options.files_from, "FILE"),
+         "read more input paths from FILE, one per line (- for stdin)")
         ("idx", flag(&options.idx), "read every input as an IDX file, whatever its name")
         ("labels", value(&options.label_files, "FILE")->composing(),
          "IDX labels of an IDX input (once per IDX input, in order): written as int64 to OUTPUT.labels.npy")

@@ -41,7 +41,8 @@ std::size_t read_fully(gzFile stream, void* into, std::size_t size, const std::s
         if (got < 0) {
             int code = 0;
             const char* message = gzerror(stream, &code);
-            throw error_in(path, code == Z_ERRNO ? system_message(errno) : fmt::format("corrupt gzip data: {}", message));
+            throw error_in(path, code == Z_ERRNO ? system_message(errno)
+                                                 : fmt::format("corrupt gzip data: {}", message));
         }
         if (got == 0) break;
         done += static_cast<std::size_t>(got);

@@ -134,6 +134,9 @@ collection_run::collection_run(const std::vector<std::string>& inputs, const std
         throw usage_error("--labels goes with IDX inputs only: image files have no labels");
     if (label_files.empty() != outputs.labels.empty())
         throw std::invalid_argument("patchify_collection: labels need both label files and an output");
+    decode_.region = [&preprocess = settings_.preprocess](image_size size) {
+        return preprocess_region(size, preprocess);
+    };
     if (settings.draft && settings.preprocess.resize.kind != resize_rule::mode::none) {
         const resize_rule& rule = settings_.preprocess.resize;
         decode_.draft_target = [&rule](std::size_t& width, std::size_t& height) {
@@ -178,12 +181,12 @@ void collection_run::work(item& entry) const {
     if (!entry.failure.empty()) return;
     const source& input = sources_[entry.source];
     try {
-        image decoded;
+        image_part decoded;
         if (input.idx) {
-            decoded = idx_image(input, entry);
-            entry.stored = {decoded.width, decoded.height};
+            decoded.pixels = idx_image(input, entry);
+            decoded.full = entry.stored = {decoded.pixels.width, decoded.pixels.height};
         } else {
-            decoded = read_image(input.path, decode_, &entry.stored);
+            decoded = read_image_part(input.path, decode_, &entry.stored);
         }
         image pixels = prepare_pixels(std::move(decoded), settings_.preprocess, item_name(input, entry));
         if (pixels.width % settings_.patch != 0 || pixels.height % settings_.patch != 0)
@@ -330,7 +333,8 @@ std::size_t unpatchify_file(const std::string& npy_path, const collection_settin
     std::filesystem::create_directories(folder, failure);
     if (failure) throw error_in(folder, "cannot create the folder: " + failure.message());
     for (std::size_t row = 0; row < dimensions[0]; ++row) {
-        output_stream out((std::filesystem::path(folder) / fmt::format("{:06}.png", row)).string(), output_kind::binary);
+        std::string path = (std::filesystem::path(folder) / fmt::format("{:06}.png", row)).string();
+        output_stream out(path, output_kind::binary);
         convert_to_float(patches.type(), patches.data().data() + row * row_bytes, values.size(), values.data());
         write_png(out, draw_patches(values.data(), shape, settings.layout, normalize, 0));
         out.commit();

@@ -86,10 +86,27 @@ void cmyk_to_rgb(image& picture, bool inverted) {
     picture = std::move(rgb);
 }
 
-// Decodes into `picture`. Only references and plain data live in this frame, so the
-// longjmp from jpeg_fail skips no destructor. Returns false with the message saved.
+// The margin decoded around a region: the chroma upsampling of the pixels at the edge of a
+// cropped decode reads beyond it, so those are not a full decode's; 16 pixels (an MCU) on
+// each side keep the region's own pixels exact.
+constexpr std::size_t region_margin = 16;
+
+// The rows and columns to decode: the region asked for, with its margin, inside the image.
+pixel_box decoded_region(const decode_options& options, std::size_t width, std::size_t height) {
+    if (!options.region) return {0, 0, width, height};
+    pixel_box region = options.region({width, height});
+    std::size_t left = region.left > region_margin ? region.left - region_margin : 0;
+    std::size_t top = region.top > region_margin ? region.top - region_margin : 0;
+    std::size_t right = std::min(width, region.left + region.width + region_margin);
+    std::size_t bottom = std::min(height, region.top + region.height + region_margin);
+    if (right <= left || bottom <= top) return {0, 0, width, height};
+    return {left, top, right - left, bottom - top};
+}
+
+// Decodes into `part`. Only references and plain data live in this frame, so the longjmp
+// from jpeg_fail skips no destructor. Returns false with the message saved.
 bool run_jpeg(jpeg_session& session, std::span<const std::byte> bytes, const decode_options& options,
-              image& picture, std::string_view path) {
+              image_part& part, std::string_view path) {
     if (setjmp(session.failure.jump)) return false;
     jpeg_create_decompress(&session.info);
     jpeg_mem_src(&session.info, reinterpret_cast<const unsigned char*>(bytes.data()),
@@ -102,31 +119,41 @@ bool run_jpeg(jpeg_session& session, std::span<const std::byte> bytes, const dec
     session.info.scale_num = 1;
     session.info.scale_denom = draft_denominator(session.info.image_width, session.info.image_height, options);
     jpeg_start_decompress(&session.info);
-    picture = image(session.info.output_width, session.info.output_height,
-                    static_cast<std::size_t>(session.info.output_components));
-    while (session.info.output_scanline < session.info.output_height) {
+    const unsigned height = session.info.output_height;
+    part.full = {session.info.output_width, height};
+    pixel_box region = decoded_region(options, session.info.output_width, height);
+    JDIMENSION left = static_cast<JDIMENSION>(region.left), width = static_cast<JDIMENSION>(region.width);
+    if (width < session.info.output_width) jpeg_crop_scanline(&session.info, &left, &width);  // widens to MCUs
+    const unsigned top = static_cast<unsigned>(region.top), bottom = static_cast<unsigned>(region.top + region.height);
+    part.left = left, part.top = top;
+    part.pixels = image(session.info.output_width, bottom - top,
+                        static_cast<std::size_t>(session.info.output_components));
+    if (top > 0) jpeg_skip_scanlines(&session.info, top);
+    while (session.info.output_scanline < bottom) {
         JSAMPROW rows[4];
         unsigned first = session.info.output_scanline;
-        unsigned count = std::min(4u, session.info.output_height - first);
-        for (unsigned i = 0; i < count; ++i) rows[i] = picture.row(first + i);
+        unsigned count = std::min(4u, bottom - first);
+        for (unsigned i = 0; i < count; ++i) rows[i] = part.pixels.row(first - top + i);
         jpeg_read_scanlines(&session.info, rows, count);
         if (session.failure.truncated) return true;
     }
+    // The rows below are still read (not decoded), so that a truncated file is noticed.
+    if (bottom < height) jpeg_skip_scanlines(&session.info, height - bottom);
     jpeg_finish_decompress(&session.info);
     return true;
 }
 
-image decode_jpeg(std::span<const std::byte> bytes, std::string_view path, const decode_options& options,
-                  image_size* stored) {
+image_part decode_jpeg(std::span<const std::byte> bytes, std::string_view path, const decode_options& options,
+                       image_size* stored) {
     auto session = std::make_unique<jpeg_session>();
     std::memset(session.get(), 0, sizeof(jpeg_session));
     session->info.err = jpeg_std_error(&session->failure.manager);
     session->failure.manager.error_exit = jpeg_fail;
     session->failure.manager.emit_message = jpeg_warn;
-    image picture;
+    image_part part;
     bool ok = false;
     try {
-        ok = run_jpeg(*session, bytes, options, picture, path);
+        ok = run_jpeg(*session, bytes, options, part, path);
     } catch (...) {
         jpeg_destroy_decompress(&session->info);
         throw;
@@ -136,8 +163,8 @@ image decode_jpeg(std::span<const std::byte> bytes, std::string_view path, const
     jpeg_destroy_decompress(&session->info);
     if (!ok) throw error_in(path, fmt::format("cannot decode JPEG: {}", session->failure.message));
     if (session->failure.truncated) throw error_in(path, "cannot decode JPEG: the file is truncated");
-    if (picture.channels == 4) cmyk_to_rgb(picture, inverted);
-    return picture;
+    if (part.pixels.channels == 4) cmyk_to_rgb(part.pixels, inverted);
+    return part;
 }
 
 // --------------------------------------------------------------------------- stb_image
@@ -167,16 +194,32 @@ bool is_jpeg(std::span<const std::byte> bytes) {
            bytes[2] == std::byte{0xFF};
 }
 
+image_part decode_part(std::span<const std::byte> bytes, std::string_view path, const decode_options& options,
+                       image_size* stored) {
+    if (bytes.empty()) throw error_in(path, "cannot decode: empty file");
+    if (is_jpeg(bytes)) return decode_jpeg(bytes, path, options, stored);
+    image_part whole{decode_with_stb(bytes, path, stored), 0, 0, {}};
+    whole.full = {whole.pixels.width, whole.pixels.height};
+    return whole;
+}
+
 image decode_image(std::span<const std::byte> bytes, std::string_view path, const decode_options& options,
                    image_size* stored) {
-    if (bytes.empty()) throw error_in(path, "cannot decode: empty file");
-    return is_jpeg(bytes) ? decode_jpeg(bytes, path, options, stored) : decode_with_stb(bytes, path, stored);
+    decode_options whole = options;
+    whole.region = nullptr;
+    return decode_part(bytes, path, whole, stored).pixels;
+}
+
+image_part read_image_part(const std::string& path, const decode_options& options, image_size* stored) {
+    input_text input(path);
+    auto text = input.text();
+    return decode_part({reinterpret_cast<const std::byte*>(text.data()), text.size()}, path, options, stored);
 }
 
 image read_image(const std::string& path, const decode_options& options, image_size* stored) {
-    input_text input(path);
-    auto text = input.text();
-    return decode_image({reinterpret_cast<const std::byte*>(text.data()), text.size()}, path, options, stored);
+    decode_options whole = options;
+    whole.region = nullptr;
+    return read_image_part(path, whole, stored).pixels;
 }
 
 }  // namespace lowrank

@@ -26,6 +26,10 @@ struct decode_options {
     // scaling in the DCT domain, the largest reduction that still covers it, as Pillow's
     // Image.draft does: much faster for large photographs, slightly different pixels.
     std::function<void(std::size_t& width, std::size_t& height)> draft_target;
+    // JPEG only, for decode_part: given the size the image decodes to, the pixels that will
+    // be used. Only they (and a margin) are decoded: much faster when a crop keeps a part.
+    // The pixels of the region are exactly those of a full decode.
+    std::function<pixel_box(image_size size)> region;
 };
 
 // Decodes an image held in memory. `path` names it in error messages. `stored`, when given,
@@ -35,6 +39,11 @@ image decode_image(std::span<const std::byte> bytes, std::string_view path, cons
 
 // Reads and decodes a file ("-" is standard input).
 image read_image(const std::string& path, const decode_options& options = {}, image_size* stored = nullptr);
+
+// Decodes the part of a JPEG that options.region asks for, or a whole image.
+image_part decode_part(std::span<const std::byte> bytes, std::string_view path, const decode_options& options,
+                       image_size* stored = nullptr);
+image_part read_image_part(const std::string& path, const decode_options& options, image_size* stored = nullptr);
 
 // Whether the bytes start like a JPEG file (SOI marker).
 bool is_jpeg(std::span<const std::byte> bytes);

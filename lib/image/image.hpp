@@ -5,6 +5,9 @@
 //     image_tensor x = preprocess(photo, clip);                   // (C, H, W) float32
 //     std::vector<float> patches = patchify(x, 16, patch_layout::conv);  // patchify.hpp
 //
+// The fast path, as patchify_collection (collection.hpp) takes it for each of many images:
+// decode_part (only the pixels the crop keeps) -> prepare_pixels -> patchify_pixels.
+//
 // Every step reproduces Pillow + NumPy (the Hugging Face CLIPImageProcessor path) exactly:
 // the same pixels from the decoders, the same channel conversions, the same fixed-point
 // resampling, the same float32 arithmetic for scaling and normalising.
@@ -34,6 +37,19 @@ struct image {
     std::size_t row_size() const { return width * channels; }
     std::uint8_t* row(std::size_t y) { return pixels.data() + y * row_size(); }
     const std::uint8_t* row(std::size_t y) const { return pixels.data() + y * row_size(); }
+};
+
+// A rectangle of an image: columns [left, left + width), rows [top, top + height).
+struct pixel_box {
+    std::size_t left = 0, top = 0, width = 0, height = 0;
+};
+
+// An image, or the part of a larger one that was decoded: `pixels` holds the columns
+// [left, left + pixels.width) and rows [top, top + pixels.height) of an image of size `full`.
+struct image_part {
+    image pixels;
+    std::size_t left = 0, top = 0;
+    image_size full;
 };
 
 // The image with `channels` samples per pixel, 1 (gray, PIL's "L") or 3 (PIL's "RGB"), as

@@ -26,7 +26,8 @@ void for_each_run(const patch_shape& shape, patch_layout layout, Copy copy) {
             } else {
                 for (std::size_t u = 0; u < P; ++u)
                     for (std::size_t v = 0; v < P; ++v)
-                        for (std::size_t c = 0; c < C; ++c, ++patch_offset) copy(c, i * P + u, j * P + v, patch_offset, 1);
+                        for (std::size_t c = 0; c < C; ++c, ++patch_offset)
+                            copy(c, i * P + u, j * P + v, patch_offset, 1);
             }
         }
 }
@@ -61,11 +62,9 @@ void patchify_pixels(const image& pixels, const normalizer& normalize, const pat
     if (pixels.width != shape.width || pixels.height != shape.height || shape.channels != normalize.channels() ||
         (pixels.channels != 1 && pixels.channels != shape.channels))
         throw std::invalid_argument("patchify_pixels: the pixels do not match the shape");
-    const std::size_t step = pixels.channels;
+    const std::size_t step = pixels.channels;  // a gray image feeds every channel
     for_each_run(shape, layout, [&](std::size_t c, std::size_t y, std::size_t x, std::size_t to, std::size_t length) {
-        const float* table = normalize.table(c);
-        const std::uint8_t* in = pixels.row(y) + x * step + (step == 1 ? 0 : c);
-        for (std::size_t k = 0; k < length; ++k) patches[to + k] = table[in[k * step]];
+        normalize.apply(c, pixels.row(y) + x * step + (step == 1 ? 0 : c), step, length, patches + to);
     });
 }
 

@@ -157,16 +157,28 @@ std::uint8_t normalizer::to_sample(std::size_t channel, float value) const {
     return static_cast<std::uint8_t>(std::clamp(std::lround(sample), 0l, 255l));
 }
 
-image prepare_pixels(image decoded, const preprocess_settings& settings, std::string_view path) {
+image prepare_pixels(image_part decoded, const preprocess_settings& settings, std::string_view path) {
     // Alpha goes first; three channels become one only when one is wanted.
-    std::size_t channels = settings.channels == 1 || decoded.channels <= 2 ? 1 : 3;
-    image pixels = convert_channels(std::move(decoded), channels);
-    image_size resized = settings.resize.output_size({pixels.width, pixels.height});
+    std::size_t channels = settings.channels == 1 || decoded.pixels.channels <= 2 ? 1 : 3;
+    decoded.pixels = convert_channels(std::move(decoded.pixels), channels);
+    image_size resized = settings.resize.output_size(decoded.full);
     image_size kept = settings.crop.value_or(resized);
     if (kept.width > resized.width || kept.height > resized.height)
         throw error_in(path, fmt::format("the image is {} after resizing, smaller than the {} crop",
                                          format_image_size(resized), format_image_size(kept)));
-    return resize_and_crop(pixels, resized.width, resized.height, settings.filter, center_crop_box(resized, kept));
+    return resize_and_crop(decoded, resized.width, resized.height, settings.filter, center_crop_box(resized, kept));
+}
+
+image prepare_pixels(image decoded, const preprocess_settings& settings, std::string_view path) {
+    image_size size{decoded.width, decoded.height};
+    return prepare_pixels(image_part{std::move(decoded), 0, 0, size}, settings, path);
+}
+
+pixel_box preprocess_region(image_size size, const preprocess_settings& settings) {
+    image_size resized = settings.resize.output_size(size);
+    image_size kept = settings.crop.value_or(resized);
+    if (kept.width > resized.width || kept.height > resized.height) return {0, 0, size.width, size.height};
+    return resize_region(size, resized.width, resized.height, settings.filter, center_crop_box(resized, kept));
 }
 
 void to_tensor(const image& pixels, const normalizer& normalize, image_tensor& tensor) {
@@ -175,12 +187,8 @@ void to_tensor(const image& pixels, const normalizer& normalize, image_tensor& t
     tensor.width = pixels.width;
     tensor.values.resize(tensor.channels * tensor.height * tensor.width);
     const std::size_t plane = tensor.height * tensor.width, step = pixels.channels;
-    for (std::size_t c = 0; c < tensor.channels; ++c) {
-        const float* table = normalize.table(c);
-        const std::uint8_t* in = pixels.pixels.data() + (step == 1 ? 0 : c);
-        float* out = tensor.values.data() + c * plane;
-        for (std::size_t i = 0; i < plane; ++i) out[i] = table[in[i * step]];
-    }
+    for (std::size_t c = 0; c < tensor.channels; ++c)
+        normalize.apply(c, pixels.pixels.data() + (step == 1 ? 0 : c), step, plane, tensor.values.data() + c * plane);
 }
 
 image_tensor preprocess(image decoded, const preprocess_settings& settings, std::string_view path) {

@@ -71,19 +71,24 @@ void check_settings(const preprocess_settings& settings);
 pixel_box center_crop_box(image_size image, image_size crop);
 
 // Scaling and normalising 8-bit samples: value(c, u) = (u / 255 − mean[c]) / std[c], each
-// operation in float32 as NumPy does it on a float32 array, so the results are NumPy's to
-// the bit. A table per channel: 256 entries.
+// operation in float32 as NumPy does it on a float32 array (IEEE division, no reordering),
+// so the results are NumPy's to the bit.
 class normalizer {
 public:
     normalizer(std::size_t channels, const std::vector<float>& mean, const std::vector<float>& std);
-    std::size_t channels() const { return tables_.size(); }
-    const float* table(std::size_t channel) const { return tables_[channel].data(); }
+    std::size_t channels() const { return mean_.size(); }
+    // out[i] = value(channel, in[i · step]) for `count` samples `step` apart (the channels
+    // of interleaved pixels).
+    void apply(std::size_t channel, const std::uint8_t* in, std::size_t step, std::size_t count, float* out) const {
+        const float* table = tables_[channel].data();
+        for (std::size_t i = 0; i < count; ++i) out[i] = table[in[i * step]];
+    }
     // The inverse, for pictures of patches: the 8-bit sample nearest to a normalised value.
     std::uint8_t to_sample(std::size_t channel, float value) const;
 
 private:
-    std::vector<std::array<float, 256>> tables_;
     std::vector<float> mean_, std_;
+    std::vector<std::array<float, 256>> tables_;  // the 256 values of each channel
 };
 
 // A (C, H, W) float32 tensor.
@@ -97,6 +102,11 @@ struct image_tensor {
 // are wanted (to_tensor copies it to each), which resizes it three times faster with the
 // same result. An error naming `path` when the image is smaller than the crop.
 image prepare_pixels(image decoded, const preprocess_settings& settings, std::string_view path);
+// The same from a part of the image that holds preprocess_region()'s pixels.
+image prepare_pixels(image_part decoded, const preprocess_settings& settings, std::string_view path);
+
+// The pixels of an image of size `size` that preprocessing reads: for decode_options::region.
+pixel_box preprocess_region(image_size size, const preprocess_settings& settings);
 
 // Pixels (1 or 3 channels) to a (C, H, W) tensor through the normaliser; a gray image
 // feeds every channel.

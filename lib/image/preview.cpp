@@ -33,7 +33,8 @@ image draw_patches(const float* patches, const patch_shape& shape, patch_layout 
 
 void write_png(output_stream& out, const image& picture) {
     if (picture.channels != 1 && picture.channels != 3) throw std::invalid_argument("write_png: 1 or 3 channels");
-    if (picture.width > INT_MAX / 4 || picture.height > INT_MAX / 4) throw std::invalid_argument("write_png: too large");
+    if (picture.width > INT_MAX / 4 || picture.height > INT_MAX / 4)
+        throw std::invalid_argument("write_png: too large");
     int width = static_cast<int>(picture.width), height = static_cast<int>(picture.height);
     int channels = static_cast<int>(picture.channels);
     int size = 0;

@@ -37,24 +37,38 @@ struct axis_weights {
     std::vector<std::int32_t> first, count, weights;
 };
 
+// The geometry of one axis: scale = input / output; the kernel widened by the scale when
+// shrinking.
+struct axis_geometry {
+    double scale, filter_scale, support;
+
+    axis_geometry(std::size_t input_size, std::size_t output_size, resize_filter filter)
+        : scale(static_cast<double>(input_size) / static_cast<double>(output_size)),
+          filter_scale(std::max(scale, 1.0)),
+          support((filter == resize_filter::bicubic ? 2.0 : 1.0) * filter_scale) {}
+
+    double center(std::size_t out) const { return (static_cast<double>(out) + 0.5) * scale; }
+    // The inputs [first, last) of output sample `out`: truncation toward zero, then
+    // clamping, as Pillow rounds the bounds.
+    int first(std::size_t out) const { return std::max(0, static_cast<int>(center(out) - support + 0.5)); }
+    int last(std::size_t out, std::size_t input_size) const {
+        return std::min(static_cast<int>(input_size), static_cast<int>(center(out) + support + 0.5));
+    }
+};
+
 axis_weights compute_axis(std::size_t input_size, std::size_t output_size, resize_filter filter, std::size_t begin,
                           std::size_t end) {
     double (*kernel)(double) = filter == resize_filter::bicubic ? bicubic_kernel : bilinear_kernel;
-    double kernel_support = filter == resize_filter::bicubic ? 2.0 : 1.0;
-    double scale = static_cast<double>(input_size) / static_cast<double>(output_size);
-    double filter_scale = std::max(scale, 1.0);
-    double support = kernel_support * filter_scale;
+    const axis_geometry geometry(input_size, output_size, filter);
     axis_weights axis;
-    axis.taps = static_cast<std::size_t>(std::ceil(support)) * 2 + 1;
+    axis.taps = static_cast<std::size_t>(std::ceil(geometry.support)) * 2 + 1;
     axis.weights.assign((end - begin) * axis.taps, 0);
     std::vector<double> raw(axis.taps);
-    const double inverse_scale = 1.0 / filter_scale;
+    const double inverse_scale = 1.0 / geometry.filter_scale;
     for (std::size_t out = begin; out < end; ++out) {
-        double center = (static_cast<double>(out) + 0.5) * scale;
-        // Truncation toward zero, then clamping, as Pillow rounds the bounds.
-        int first = std::max(0, static_cast<int>(center - support + 0.5));
-        int last = std::min(static_cast<int>(input_size), static_cast<int>(center + support + 0.5));
-        int count = std::max(0, last - first);
+        double center = geometry.center(out);
+        int first = geometry.first(out);
+        int count = std::max(0, geometry.last(out, input_size) - first);
         double total = 0.0;
         for (int i = 0; i < count; ++i) {
             raw[i] = kernel((i + first - center + 0.5) * inverse_scale);
@@ -97,18 +111,18 @@ bytes16 load8(const std::uint8_t* p) {
 // Eight bytes at p as eight int32 lanes.
 int32x8 widen8(const std::uint8_t* p) {
     bytes16 bytes = load8(p), zero = {};
-    return reinterpret_cast<int32x8>(__builtin_shufflevector(bytes, zero, 0, 16, 16, 16, 1, 16, 16, 16, 2, 16, 16, 16, 3,
-                                                             16, 16, 16, 4, 16, 16, 16, 5, 16, 16, 16, 6, 16, 16, 16,
-                                                             7, 16, 16, 16));
+    auto lanes = __builtin_shufflevector(bytes, zero, 0, 16, 16, 16, 1, 16, 16, 16, 2, 16, 16, 16, 3, 16, 16, 16, 4, 16,
+                                         16, 16, 5, 16, 16, 16, 6, 16, 16, 16, 7, 16, 16, 16);
+    return reinterpret_cast<int32x8>(lanes);
 }
 
 // Two RGB pixels at p (six bytes) as lanes R0 G0 B0 B0 R1 G1 B1 B1: the fourth lane of each
 // half is weighted 0.
 int32x8 widen_rgb_pair(const std::uint8_t* p) {
     bytes16 bytes = load8(p), zero = {};
-    return reinterpret_cast<int32x8>(__builtin_shufflevector(bytes, zero, 0, 16, 16, 16, 1, 16, 16, 16, 2, 16, 16, 16, 2,
-                                                             16, 16, 16, 3, 16, 16, 16, 4, 16, 16, 16, 5, 16, 16, 16,
-                                                             5, 16, 16, 16));
+    auto lanes = __builtin_shufflevector(bytes, zero, 0, 16, 16, 16, 1, 16, 16, 16, 2, 16, 16, 16, 2, 16, 16, 16, 3, 16,
+                                         16, 16, 4, 16, 16, 16, 5, 16, 16, 16, 5, 16, 16, 16);
+    return reinterpret_cast<int32x8>(lanes);
 }
 
 // Four int32 sums (rounding not yet added) shifted to 8 bits, clipped, as four bytes.
@@ -117,7 +131,8 @@ std::uint32_t clipped_bytes(int32x4 sums) {
     sums = sums < 0 ? 0 : sums;
     sums = sums > 255 ? 255 : sums;
     auto bytes = reinterpret_cast<bytes16>(sums);
-    return reinterpret_cast<words4>(__builtin_shufflevector(bytes, bytes, 0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))[0];
+    auto packed = __builtin_shufflevector(bytes, bytes, 0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    return reinterpret_cast<words4>(packed)[0];
 }
 
 // Eight int32 lanes shifted to 8 bits, clipped, stored as eight bytes.
@@ -171,7 +186,8 @@ void horizontal_row(const std::uint8_t* in, const axis_weights& axis, const lane
         for (std::size_t j = 0; j < used; ++j, pixel += taps_per_vector * channels)
             sums += (channels == 1 ? widen8(pixel) : widen_rgb_pair(pixel)) * weights[j];
         // Both halves added in registers (reading lanes one by one would go through memory).
-        int32x4 half = __builtin_shufflevector(sums, sums, 0, 1, 2, 3) + __builtin_shufflevector(sums, sums, 4, 5, 6, 7);
+        int32x4 half = __builtin_shufflevector(sums, sums, 0, 1, 2, 3) +
+                       __builtin_shufflevector(sums, sums, 4, 5, 6, 7);
         if constexpr (channels == 1) {
             half += __builtin_shufflevector(half, half, 2, 3, 0, 1);
             half += __builtin_shufflevector(half, half, 1, 0, 3, 2);
@@ -184,7 +200,8 @@ void horizontal_row(const std::uint8_t* in, const axis_weights& axis, const lane
 }
 
 // Rows [row_begin, row_begin + target.height) of `source`, resampled along x into
-// `target`, whose columns are the output samples of `axis`.
+// `target`, whose columns are the output samples of `axis` (its input columns counted in
+// `source`).
 void horizontal_pass(const image& source, std::size_t row_begin, const axis_weights& axis, image& target) {
     constexpr std::size_t over_read = 16;
     const lane_weights spread = spread_weights(axis, source.channels);
@@ -239,23 +256,92 @@ std::vector<std::size_t> nearest_indices(std::size_t input_size, std::size_t out
     return indices;
 }
 
-image nearest_resize_and_crop(const image& source, std::size_t width, std::size_t height, const pixel_box& box) {
-    auto columns = nearest_indices(source.width, width, box.left, box.left + box.width);
-    auto rows = nearest_indices(source.height, height, box.top, box.top + box.height);
-    image target(box.width, box.height, source.channels);
-    const std::size_t channels = source.channels;
+// An image, or a part of a larger one, without owning it (image_part, or a whole image).
+struct part_view {
+    const image& pixels;
+    std::size_t left, top;
+    image_size full;
+};
+
+image nearest_resize_and_crop(const part_view& source, std::size_t width, std::size_t height, const pixel_box& box) {
+    auto columns = nearest_indices(source.full.width, width, box.left, box.left + box.width);
+    auto rows = nearest_indices(source.full.height, height, box.top, box.top + box.height);
+    const image& pixels = source.pixels;
+    image target(box.width, box.height, pixels.channels);
+    const std::size_t channels = pixels.channels;
     for (std::size_t y = 0; y < box.height; ++y) {
-        const std::uint8_t* in = source.row(rows[y]);
+        const std::uint8_t* in = pixels.row(rows[y] - source.top);
         std::uint8_t* out = target.row(y);
-        for (std::size_t x = 0; x < box.width; ++x, out += channels) std::memcpy(out, in + columns[x] * channels, channels);
+        for (std::size_t x = 0; x < box.width; ++x, out += channels)
+            std::memcpy(out, in + (columns[x] - source.left) * channels, channels);
     }
     return target;
 }
 
-image crop(const image& source, const pixel_box& box) {
-    image target(box.width, box.height, source.channels);
+image crop(const part_view& source, const pixel_box& box) {
+    const image& pixels = source.pixels;
+    image target(box.width, box.height, pixels.channels);
     for (std::size_t y = 0; y < box.height; ++y)
-        std::memcpy(target.row(y), source.row(box.top + y) + box.left * source.channels, target.row_size());
+        std::memcpy(target.row(y), pixels.row(box.top + y - source.top) + (box.left - source.left) * pixels.channels,
+                    target.row_size());
+    return target;
+}
+
+// The input span [first, end) that output samples [begin, end) of an axis read.
+std::pair<std::size_t, std::size_t> input_span(std::size_t input_size, std::size_t output_size, resize_filter filter,
+                                               std::size_t begin, std::size_t end) {
+    if (input_size == output_size) return {begin, end};
+    if (filter == resize_filter::nearest) {
+        auto indices = nearest_indices(input_size, output_size, begin, end);
+        return {indices.front(), indices.back() + 1};
+    }
+    const axis_geometry geometry(input_size, output_size, filter);
+    std::size_t first = static_cast<std::size_t>(geometry.first(begin));
+    return {first, std::max(first, static_cast<std::size_t>(geometry.last(end - 1, input_size)))};
+}
+
+// Shifts an axis's input indices to those of a part starting at `offset`.
+void shift_axis(axis_weights& axis, std::size_t offset) {
+    for (auto& first : axis.first) first -= static_cast<std::int32_t>(offset);
+}
+
+image resize_part(const part_view& source, std::size_t width, std::size_t height, resize_filter filter,
+                  const pixel_box& box) {
+    const image& pixels = source.pixels;
+    const image_size full = source.full;
+    if (width == 0 || height == 0 || pixels.width == 0 || pixels.height == 0)
+        throw std::invalid_argument("resize: empty image");
+    if (pixels.channels != 1 && pixels.channels != 3) throw std::invalid_argument("resize: 1 or 3 channels");
+    if (box.width == 0 || box.height == 0 || box.left + box.width > width || box.top + box.height > height)
+        throw std::invalid_argument("resize: the crop box must lie inside the resized image");
+    pixel_box needed = resize_region(full, width, height, filter, box);
+    if (needed.left < source.left || needed.top < source.top ||
+        needed.left + needed.width > source.left + pixels.width ||
+        needed.top + needed.height > source.top + pixels.height)
+        throw std::invalid_argument("resize: the part of the image does not hold the pixels the resize reads");
+    bool horizontal = width != full.width, vertical = height != full.height;
+    if (!horizontal && !vertical) return crop(source, box);
+    if (filter == resize_filter::nearest) return nearest_resize_and_crop(source, width, height, box);
+
+    axis_weights rows = compute_axis(full.height, height, filter, box.top, box.top + box.height);
+    shift_axis(rows, source.top);
+    image target(box.width, box.height, pixels.channels);
+    if (!horizontal) {
+        vertical_pass(pixels, (box.left - source.left) * pixels.channels, 0, rows, target);
+        return target;
+    }
+    axis_weights columns = compute_axis(full.width, width, filter, box.left, box.left + box.width);
+    shift_axis(columns, source.left);
+    if (!vertical) {  // Pillow skips the pass that would not change the size
+        horizontal_pass(pixels, box.top - source.top, columns, target);
+        return target;
+    }
+    // Only the input rows the vertical pass reads go through the horizontal pass.
+    std::size_t row_begin = static_cast<std::size_t>(rows.first.front());
+    std::size_t row_end = static_cast<std::size_t>(rows.first.back() + rows.count.back());
+    image between(box.width, row_end - row_begin, pixels.channels);
+    horizontal_pass(pixels, row_begin, columns, between);
+    vertical_pass(between, 0, row_begin, rows, target);
     return target;
 }
 
@@ -277,37 +363,21 @@ std::string_view resize_filter_name(resize_filter filter) {
     return "?";
 }
 
+image resize_and_crop(const image_part& source, std::size_t width, std::size_t height, resize_filter filter,
+                      const pixel_box& box) {
+    return resize_part({source.pixels, source.left, source.top, source.full}, width, height, filter, box);
+}
+
 image resize_and_crop(const image& source, std::size_t width, std::size_t height, resize_filter filter,
                       const pixel_box& box) {
-    if (width == 0 || height == 0 || source.width == 0 || source.height == 0)
-        throw std::invalid_argument("resize: empty image");
-    if (source.channels != 1 && source.channels != 3) throw std::invalid_argument("resize: 1 or 3 channels");
-    if (box.width == 0 || box.height == 0 || box.left + box.width > width || box.top + box.height > height)
-        throw std::invalid_argument("resize: the crop box must lie inside the resized image");
-    bool horizontal = width != source.width, vertical = height != source.height;
-    if (!horizontal && !vertical) return crop(source, box);
-    if (filter == resize_filter::nearest) return nearest_resize_and_crop(source, width, height, box);
+    return resize_part({source, 0, 0, {source.width, source.height}}, width, height, filter, box);
+}
 
-    axis_weights rows = compute_axis(source.height, height, filter, box.top, box.top + box.height);
-    if (!vertical) {  // Pillow skips the pass that would not change the size
-        axis_weights columns = compute_axis(source.width, width, filter, box.left, box.left + box.width);
-        image target(box.width, box.height, source.channels);
-        horizontal_pass(source, box.top, columns, target);
-        return target;
-    }
-    image target(box.width, box.height, source.channels);
-    if (!horizontal) {
-        vertical_pass(source, box.left * source.channels, 0, rows, target);
-        return target;
-    }
-    // Only the input rows the vertical pass reads go through the horizontal pass.
-    std::size_t row_begin = static_cast<std::size_t>(rows.first.front());
-    std::size_t row_end = static_cast<std::size_t>(rows.first.back() + rows.count.back());
-    axis_weights columns = compute_axis(source.width, width, filter, box.left, box.left + box.width);
-    image between(box.width, row_end - row_begin, source.channels);
-    horizontal_pass(source, row_begin, columns, between);
-    vertical_pass(between, 0, row_begin, rows, target);
-    return target;
+pixel_box resize_region(image_size source, std::size_t width, std::size_t height, resize_filter filter,
+                        const pixel_box& box) {
+    auto [left, right] = input_span(source.width, width, filter, box.left, box.left + box.width);
+    auto [top, bottom] = input_span(source.height, height, filter, box.top, box.top + box.height);
+    return {left, top, right - left, bottom - top};
 }
 
 image resize(const image& source, std::size_t width, std::size_t height, resize_filter filter) {

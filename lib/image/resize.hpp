@@ -24,15 +24,18 @@ enum class resize_filter { nearest, bilinear, bicubic };
 std::optional<resize_filter> resize_filter_from_name(std::string_view name);
 std::string_view resize_filter_name(resize_filter filter);
 
-// A rectangle of an image: columns [left, left + width), rows [top, top + height).
-struct pixel_box {
-    std::size_t left = 0, top = 0, width = 0, height = 0;
-};
-
 // `source` resized to width × height, then cropped to `box`. Only the pixels inside the box
 // are computed, and they are exactly those of the full resize.
 image resize_and_crop(const image& source, std::size_t width, std::size_t height, resize_filter filter,
                       const pixel_box& box);
+
+// The same from a part of the source: it must hold resize_region()'s pixels.
+image resize_and_crop(const image_part& source, std::size_t width, std::size_t height, resize_filter filter,
+                      const pixel_box& box);
+
+// The pixels of an image of size `source` that resize_and_crop reads for `box`.
+pixel_box resize_region(image_size source, std::size_t width, std::size_t height, resize_filter filter,
+                        const pixel_box& box);
 
 // `source` resized to width × height.
 image resize(const image& source, std::size_t width, std::size_t height, resize_filter filter);

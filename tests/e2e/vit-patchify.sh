@@ -147,6 +147,7 @@ expect_failure "--skip-bad to a stream" 2 "--skip-bad needs -o FILE" vit-patchif
 expect_failure "--labels to stdout" 2 "--labels writes OUTPUT.labels.npy beside the output: give -o FILE" vit-patchify --labels $d/tiny-labels.idx1-ubyte $d/tiny-images.idx3-ubyte
 expect_failure "--labels for images" 2 "--labels goes with IDX inputs only" vit-patchify --labels $d/tiny-labels.idx1-ubyte -o "$work/out.npy" $d/tiny-images.idx3-ubyte $d/rgb.png
 expect_failure "--labels twice for one IDX file" 2 "--labels given 2 times for 1 IDX input" vit-patchify --labels $d/tiny-labels.idx1-ubyte --labels $d/tiny-labels.idx1-ubyte -o "$work/out.npy" $d/tiny-images.idx3-ubyte
+expect_failure "stdin twice" 2 "standard input cannot hold both an image and the --files-from list" vit-patchify --files-from - -
 expect_failure "--unpatchify without a folder" 2 "name their folder with -o" vit-patchify --unpatchify $d/tiny-images.npy
 expect_output "binary output to a terminal is refused" <(echo 1) bash -c "script -qec 'vit-patchify $d/rgb.png' /dev/null | grep -c 'refusing to write binary output to a terminal'"
 

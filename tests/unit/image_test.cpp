@@ -8,7 +8,9 @@
 #include "image/preview.hpp"
 #include "image/resize.hpp"
 
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <doctest/doctest.h>
 
 using namespace lowrank;
@@ -183,6 +185,61 @@ TEST_CASE("resize_and_crop: Pillow's resample, sample for sample, any size, any 
     }
 }
 
+TEST_CASE("resize_and_crop from a part: the part resize_region names is enough") {
+    random_generator random(11);
+    for (int trial = 0; trial < 200; ++trial) {
+        std::size_t channels = random.below(2) ? 3 : 1;
+        std::size_t width = 1 + random.below(50), height = 1 + random.below(50);
+        std::size_t out_width = 1 + random.below(40), out_height = 1 + random.below(40);
+        auto filter = std::array{resize_filter::nearest, resize_filter::bilinear, resize_filter::bicubic}[random.below(3)];
+        image source = random_image(random, width, height, channels);
+        pixel_box box{random.below(out_width), random.below(out_height), 0, 0};
+        box.width = 1 + random.below(out_width - box.left);
+        box.height = 1 + random.below(out_height - box.top);
+        pixel_box needed = resize_region({width, height}, out_width, out_height, filter, box);
+        REQUIRE(needed.left + needed.width <= width);
+        REQUIRE(needed.top + needed.height <= height);
+        image_part part{image(needed.width, needed.height, channels), needed.left, needed.top, {width, height}};
+        for (std::size_t y = 0; y < needed.height; ++y)
+            std::memcpy(part.pixels.row(y), source.row(needed.top + y) + needed.left * channels, part.pixels.row_size());
+        REQUIRE(resize_and_crop(part, out_width, out_height, filter, box).pixels ==
+                resize_and_crop(source, out_width, out_height, filter, box).pixels);
+        if (needed.width > 1) {  // one column short of the region is refused
+            part.pixels = image(needed.width - 1, needed.height, channels);
+            CHECK_THROWS_AS(resize_and_crop(part, out_width, out_height, filter, box), std::invalid_argument);
+        }
+    }
+}
+
+TEST_CASE("decode_part: only the region the crop keeps, the same pixels as a full decode") {
+    std::string bytes = read_file(fixtures + "big.jpg");
+    for (const char* preset : {"clip", "imagenet"}) {
+        preprocess_settings settings = preset_settings(preset);
+        decode_options options;
+        options.region = [&](image_size size) { return preprocess_region(size, settings); };
+        image_part part = decode_part(as_bytes(bytes), "big.jpg", options);
+        CHECK(part.full == image_size(500, 375));
+        CHECK(part.pixels.width < 500);  // the sides the crop drops are not decoded
+        CHECK(prepare_pixels(std::move(part), settings, "big.jpg").pixels ==
+              prepare_pixels(decode_image(as_bytes(bytes), "big.jpg"), settings, "big.jpg").pixels);
+    }
+    // Portrait: rows are skipped instead.
+    preprocess_settings clip = preset_settings("clip");
+    decode_options options;
+    options.region = [&](image_size size) { return preprocess_region(size, clip); };
+    std::string portrait = read_file(fixtures + "portrait.jpg");
+    clip.resize = parse_resize_rule("32");
+    clip.crop = image_size{32, 16};  // the middle rows of a 32x42 resize
+    image_part part = decode_part(as_bytes(portrait), "portrait.jpg", options);
+    CHECK(part.pixels.height < 120);
+    CHECK(part.top > 0);
+    CHECK(prepare_pixels(std::move(part), clip, "").pixels ==
+          prepare_pixels(decode_image(as_bytes(portrait), "portrait.jpg"), clip, "").pixels);
+    std::string truncated = read_file(fixtures + "truncated.jpg");
+    CHECK_THROWS_WITH_AS(decode_part(as_bytes(truncated), "truncated.jpg", options),
+                         doctest::Contains("the file is truncated"), error);
+}
+
 TEST_CASE("resize: a uniform image stays uniform; the same size is the same image") {
     image flat(17, 9, 3);
     std::fill(flat.pixels.begin(), flat.pixels.end(), std::uint8_t{200});
@@ -228,12 +285,18 @@ TEST_CASE("resize rules: Hugging Face's shortest edge, truncated") {
 TEST_CASE("normalizer: NumPy's float32 arithmetic; to_sample inverts it") {
     preprocess_settings clip = preset_settings("clip");
     normalizer normalize(3, clip.mean, clip.std);
-    for (std::size_t c = 0; c < 3; ++c)
+    std::vector<std::uint8_t> samples(256);
+    for (int u = 0; u < 256; ++u) samples[std::size_t(u)] = std::uint8_t(u);
+    std::vector<float> values(256);
+    for (std::size_t c = 0; c < 3; ++c) {
+        normalize.apply(c, samples.data(), 1, samples.size(), values.data());
         for (int u = 0; u < 256; ++u) {
-            float expected = (static_cast<float>(u) / 255.0f - clip.mean[c]) / clip.std[c];
-            REQUIRE(normalize.table(c)[u] == expected);
+            volatile float scaled = static_cast<float>(u) / 255.0f;  // one operation at a time, as NumPy
+            float expected = (scaled - clip.mean[c]) / clip.std[c];
+            REQUIRE(values[std::size_t(u)] == expected);
             REQUIRE(normalize.to_sample(c, expected) == u);
         }
+    }
     CHECK(normalize.to_sample(0, 100.0f) == 255);
     CHECK(normalize.to_sample(0, -100.0f) == 0);
 }
