@@ -39,7 +39,8 @@ void encode(const command_line& cli, const settings& options, std::vector<std::s
         throw error_in(options.tokenizer.name(), fmt::format("ids go up to {}, beyond u16: use --format u32",
                                                              tokenizer.id_limit() - 1));
     text_encoding_options encoding{options.document, options.allow_special, marker(tokenizer, options.bos, "bos"),
-                                   marker(tokenizer, options.eos, "eos")};
+                                   marker(tokenizer, options.eos, "eos"),
+                                   *format == id_format::text && options.pad_to == 0};
     if (files.empty()) files.push_back("-");
 
     std::vector<bpe_encoder> encoders;

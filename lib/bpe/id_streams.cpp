@@ -21,7 +21,41 @@ std::optional<id_format> id_format_from_name(std::string_view name) {
 id_writer::id_writer(output_stream& out, id_format format, std::size_t rows_of, std::uint32_t pad_id)
     : out_(out), format_(format), rows_of_(rows_of), pad_id_(pad_id) {}
 
+void format_ids_as_text(id_batch& batch) {
+    std::string& text = batch.text;
+    text.clear();
+    text.reserve(batch.ids.size() * 6);
+    char number[16];
+    std::size_t next_end = 0;
+    for (std::size_t i = 0; i <= batch.ids.size(); ++i) {
+        // Sequence ends before id i (several, for empty sequences).
+        bool ended = false;
+        while (next_end < batch.ends.size() && batch.ends[next_end] == i) {
+            bool last = next_end + 1 == batch.ends.size();
+            if (!(last && batch.unterminated)) text += '\n';
+            ended = true;
+            ++next_end;
+        }
+        if (i == batch.ids.size()) break;
+        if (i > 0 && !ended) text += ' ';
+        text.append(number, std::to_chars(number, number + sizeof number, batch.ids[i]).ptr);
+    }
+    batch.formatted = true;
+}
+
 void id_writer::write(const id_batch& batch) {
+    if (batch.formatted && format_ == id_format::text && rows_of_ == 0) {
+        // Join with what came before: a space when a sequence goes on from the last
+        // batch, the newline an unterminated line of an earlier file still owes.
+        bool has_content = !batch.ids.empty() || !batch.ends.empty();
+        if (has_content && newline_owed_) out_.write("\n"), newline_owed_ = false;
+        if (in_sequence_ > 0 && !batch.ids.empty() && (batch.ends.empty() || batch.ends.front() > 0)) out_.write(" ");
+        out_.write(batch.text);
+        sequences_ += batch.ends.size();
+        if (!batch.ends.empty()) newline_owed_ = batch.unterminated;
+        in_sequence_ = batch.ends.empty() ? in_sequence_ + batch.ids.size() : batch.ids.size() - batch.ends.back();
+        return;
+    }
     std::size_t start = 0;
     for (std::size_t end : batch.ends) {
         write_ids(batch.ids.data() + start, end - start);

@@ -22,13 +22,20 @@ std::optional<id_format> id_format_from_name(std::string_view name);
 // Encoded sequences as they come out of the encoder, in input order: ids, and where in
 // them each sequence ends. A sequence may begin in one batch and end in a later one.
 struct id_batch {
-    std::vector<std::uint32_t> ids;
-    std::vector<std::size_t> ends;
+    std::vector<std::uint32_t> ids{};
+    std::vector<std::size_t> ends{};
     // The last sequence ended with the input and its line had no newline.
     bool unterminated = false;
     // Input bytes this batch covers (for progress).
     std::size_t input_bytes = 0;
+    // The batch as text, made by format_ids_as_text (on the thread that encoded it).
+    std::string text{};
+    bool formatted = false;
 };
+
+// Formats a batch as the text format has it: ids separated by spaces, a newline after
+// each sequence but an unterminated last one. id_writer joins such batches.
+void format_ids_as_text(id_batch& batch);
 
 // Writes batches of sequences in a format. Text: one line per sequence (the last without a
 // newline when its input line had none). npy: a 1-D int32 array of all ids, or with

@@ -107,6 +107,7 @@ void encode_text(std::string_view text, const std::string& path, const text_enco
                 try {
                     if (!options.document) {
                         encode_lines(piece, starts[chunk + 1] == text.size(), options, encoder, batch);
+                        if (options.format_text) format_ids_as_text(batch);
                         continue;
                     }
                     if (first && chunk == 0 && options.bos) batch.ids.push_back(*options.bos);
@@ -115,6 +116,7 @@ void encode_text(std::string_view text, const std::string& path, const text_enco
                         if (options.eos) batch.ids.push_back(*options.eos);
                         batch.ends.push_back(batch.ids.size());
                     }
+                    if (options.format_text) format_ids_as_text(batch);
                 } catch (const error& failure) {
                     report(failure, text, starts[chunk], piece.size(), path, options, encoder);
                 }

@@ -19,6 +19,8 @@ struct text_encoding_options {
     bool document = false;
     bool allow_special = false;
     std::optional<std::uint32_t> bos, eos;
+    // Format each batch as text on the thread that encoded it (format_ids_as_text).
+    bool format_text = false;
 };
 
 // Encodes `text` (the contents of `path`, which names it in messages), handing the batches

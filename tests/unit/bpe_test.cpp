@@ -292,4 +292,19 @@ TEST_CASE("id_writer: text lines, an unterminated last line, several batches") {
         writer.finish();
     }
     CHECK(read_file(folder.file("ids.txt")) == "1 2\n3 4\n5");
+
+    // The same batches formatted on the threads that made them, joined by the writer; then
+    // a second input whose first sequence is empty.
+    std::vector<id_batch> batches{{{1, 2, 3}, {2}, false, 0}, {{4, 5}, {1, 2}, true, 0}, {{}, {0}, false, 0}, {{7}, {}, false, 0}, {{8}, {1}, false, 0}};
+    {
+        output_stream out(folder.file("formatted.txt"), output_kind::text);
+        id_writer writer(out, id_format::text);
+        for (auto& batch : batches) {
+            format_ids_as_text(batch);
+            writer.write(batch);
+        }
+        writer.finish();
+        CHECK(writer.sequences() == 5);
+    }
+    CHECK(read_file(folder.file("formatted.txt")) == "1 2\n3 4\n5\n\n7 8\n");
 }
