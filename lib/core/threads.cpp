@@ -33,10 +33,6 @@ void set_thread_count(int threads) {
     if (openblas_set_num_threads) openblas_set_num_threads(configured_threads);
 }
 
-void set_blas_thread_count(int threads) {
-    if (openblas_set_num_threads) openblas_set_num_threads(std::max(1, threads));
-}
-
 int thread_count() {
     return configured_threads > 0 ? configured_threads : available_cores();
 }

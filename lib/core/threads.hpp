@@ -12,9 +12,6 @@ int available_cores();
 // Sets the thread count for our own loops and for OpenBLAS. Default: available_cores().
 void set_thread_count(int threads);
 int thread_count();
-// OpenBLAS's thread count alone (set_thread_count sets it with ours): for products too
-// small to share out, whose worker threads would only spin beside other work.
-void set_blas_thread_count(int threads);
 
 // Calls body(begin, end) on disjoint consecutive ranges covering [0, count), one range per
 // thread, on up to thread_count() threads. The split depends only on count and the thread

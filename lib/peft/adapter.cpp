@@ -79,7 +79,7 @@ std::uint64_t lora_pair::delta_columns() const {
     return columns;
 }
 
-adapter::adapter(const std::string& path) : path_(path), weights_(weights_path(path)) {
+adapter::adapter(const std::string& path) : path_(path), weights_(weights_path(path), page_loading::lazy) {
     if (is_directory(path)) {
         std::string config_path = (fs::path(path) / "adapter_config.json").string();
         input_text text(config_path);

@@ -83,7 +83,8 @@ public:
     // module that target_modules does not select, a lora_B bias without lora_bias).
     const std::vector<std::string>& warnings() const { return warnings_; }
 
-    // A tensor's elements as float32.
+    // A tensor's elements as float32. The file is mapped lazily (adapters can be large):
+    // weights().release(tensor) gives a tensor's pages back once it is read.
     std::vector<float> to_float(const tensor_info& tensor) const { return weights_.to_float(tensor); }
 
 private:

@@ -3,9 +3,9 @@
 #include "core/error.hpp"
 #include "core/text.hpp"
 #include "core/threads.hpp"
+#include "nn/matmul.hpp"
 
 #include <algorithm>
-#include <cblas.h>
 #include <cmath>
 #include <fmt/format.h>
 #include <map>
@@ -251,6 +251,7 @@ merge_plan plan_merge(const safetensors_checkpoint& base, const std::vector<weig
 void tensor_merger::load(const adapter& source, const tensor_info& tensor, large_vector<float>& target) {
     if (target.size() < tensor.element_count()) target.resize(tensor.element_count());
     convert_to_float(tensor.type, source.weights().bytes(tensor).data(), tensor.element_count(), target.data());
+    source.weights().release(tensor);
 }
 
 // delta [rows, columns] += factor · B [rows, r] · A [r, columns], or, transposed,
@@ -261,15 +262,15 @@ void tensor_merger::add_lora(const merge_term& term, bool first) {
     const lora_pair& pair = *term.pair;
     load(source, *pair.a, a_);
     load(source, *pair.b, b_);
-    auto rows = static_cast<blasint>(pair.delta_rows()), columns = static_cast<blasint>(pair.delta_columns());
-    auto rank = static_cast<blasint>(pair.rank);
-    float beta = first ? 0.0f : 1.0f;
+    std::size_t rows = pair.delta_rows(), columns = pair.delta_columns(), rank = pair.rank;
+    gemm product;
     if (!term.transposed)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, columns, rank, term.factor, b_.data(), rank,
-                    a_.data(), columns, beta, delta_.data(), columns);
+        product = {rows, columns, rank, b_.data(), rank, false, a_.data(), columns, false, delta_.data(), columns};
     else
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, columns, rows, rank, term.factor, a_.data(), columns,
-                    b_.data(), rank, beta, delta_.data(), rows);
+        product = {columns, rows, rank, a_.data(), columns, true, b_.data(), rank, true, delta_.data(), rows};
+    product.alpha = term.factor;
+    product.beta = first ? 0.0f : 1.0f;
+    matmul(product);
 }
 
 void tensor_merger::add_lora_bias(const merge_term& term) {

@@ -78,8 +78,7 @@ merge_plan plan_merge(const safetensors_checkpoint& base, const std::vector<weig
                       const merge_options& options);
 
 // Computes changed tensors one at a time, reusing its buffers (the largest changed tensor
-// sets the memory used: two float32 copies of it). Its products use one BLAS thread each: a
-// rank-r update is too small to share out, and the writer needs the other cores.
+// sets the memory used: two float32 copies of it); products go through matmul().
 class tensor_merger {
 public:
     tensor_merger(const safetensors_checkpoint& base, const std::vector<weighted_adapter>& adapters)

@@ -7,7 +7,6 @@
 #include "core/error.hpp"
 #include "core/output.hpp"
 #include "core/progress.hpp"
-#include "core/threads.hpp"
 
 #include <algorithm>
 #include <condition_variable>
@@ -181,12 +180,6 @@ private:
     std::thread thread_;  // last: starts once everything it uses exists
 };
 
-// One BLAS thread while a merge runs (see tensor_merger), the configured count after.
-struct single_blas_thread {
-    single_blas_thread() { set_blas_thread_count(1); }
-    ~single_blas_thread() { set_blas_thread_count(thread_count()); }
-};
-
 struct descriptor {
     int fd = -1;
     explicit descriptor(const std::string& path) : fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
@@ -264,7 +257,6 @@ std::optional<verification> write_merged(const safetensors_checkpoint& base,
     std::vector<file_layout> layouts;
     for (std::size_t file = 0; file < base.files().size(); ++file) layouts.push_back(layout_file(base, plan, file));
     progress shown("merging", "bytes", output_bytes(layouts), options.quiet);
-    single_blas_thread blas;
     tensor_producer producer(base, adapters, plan);
     std::optional<verification> checked;
     auto verify = [&](std::size_t file, const std::string& path) {
