@@ -48,6 +48,14 @@ void store(std::byte* target, std::size_t index, T value) {
     std::memcpy(target + index * sizeof(T), &value, sizeof(T));
 }
 
+// float32 bits to bfloat16 bits: round to nearest even on the upper half; a NaN stays a
+// (quiet) NaN. Branch-free, so that the loops below vectorize.
+inline std::uint16_t bfloat16_bits(std::uint32_t bits) {
+    std::uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+    std::uint32_t quiet_nan = (bits >> 16) | 0x40u;
+    return static_cast<std::uint16_t>((bits & 0x7FFFFFFFu) > 0x7F800000u ? quiet_nan : rounded);
+}
+
 template <class T>
 void convert_integers_to_float(const std::byte* source, std::size_t count, float* target) {
     for (std::size_t i = 0; i < count; ++i) target[i] = static_cast<float>(load<T>(source, i));
@@ -121,12 +129,7 @@ std::uint16_t float_to_half(float value) {
 
 float bfloat16_to_float(std::uint16_t bits) { return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16); }
 
-std::uint16_t float_to_bfloat16(float value) {
-    std::uint32_t bits = std::bit_cast<std::uint32_t>(value);
-    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<std::uint16_t>((bits >> 16) | 0x40u);  // quiet NaN
-    bits += 0x7FFFu + ((bits >> 16) & 1u);
-    return static_cast<std::uint16_t>(bits >> 16);
-}
+std::uint16_t float_to_bfloat16(float value) { return bfloat16_bits(std::bit_cast<std::uint32_t>(value)); }
 
 void convert_to_float(dtype type, const std::byte* source, std::size_t count, float* target) {
     if (count == 0) return;  // the pointers of empty buffers may be null, which memcpy does not allow
@@ -136,6 +139,7 @@ void convert_to_float(dtype type, const std::byte* source, std::size_t count, fl
         for (std::size_t i = 0; i < count; ++i) target[i] = half_to_float(load<std::uint16_t>(source, i));
         return;
     case dtype::bf16:
+#pragma omp simd
         for (std::size_t i = 0; i < count; ++i) target[i] = bfloat16_to_float(load<std::uint16_t>(source, i));
         return;
     case dtype::f64:
@@ -162,7 +166,9 @@ void convert_from_float(const float* source, std::size_t count, dtype type, std:
         for (std::size_t i = 0; i < count; ++i) store<std::uint16_t>(target, i, float_to_half(source[i]));
         return;
     case dtype::bf16:
-        for (std::size_t i = 0; i < count; ++i) store<std::uint16_t>(target, i, float_to_bfloat16(source[i]));
+#pragma omp simd
+        for (std::size_t i = 0; i < count; ++i)
+            store<std::uint16_t>(target, i, bfloat16_bits(std::bit_cast<std::uint32_t>(source[i])));
         return;
     case dtype::f64:
         for (std::size_t i = 0; i < count; ++i) store<double>(target, i, source[i]);

@@ -306,3 +306,23 @@ TEST_CASE("npy: files from numpy.save read, and write back byte for byte") {
     CHECK(npy_array("tests/data/formats/i8-4.npy").to_int64() == std::vector<std::int64_t>{0, -1, 1ll << 40, 7});
     CHECK(npy_array("tests/data/formats/f4-2x3.npy").to_float() == std::vector<float>{0, 0.25, 0.5, 0.75, 1, 1.25});
 }
+
+TEST_CASE("bfloat16: the array conversions give what the scalar ones give, NaN and infinities included") {
+    std::vector<float> values;
+    for (std::uint32_t bits = 0; bits < (1u << 20); ++bits)  // all exponents, ties, NaN payloads
+        values.push_back(std::bit_cast<float>(bits * 4099u + (bits & 1u) * 0x8000u));
+    for (std::uint32_t special : {0x7F800000u, 0xFF800000u, 0x7FC00000u, 0x7F800001u, 0xFFFFFFFFu, 0x7F7FFFFFu})
+        values.push_back(std::bit_cast<float>(special));
+    std::vector<std::byte> bytes(2 * values.size());
+    convert_from_float(values.data(), values.size(), dtype::bf16, bytes.data());
+    std::vector<float> back(values.size());
+    convert_to_float(dtype::bf16, bytes.data(), values.size(), back.data());
+    std::size_t differences = 0;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        std::uint16_t stored;
+        std::memcpy(&stored, bytes.data() + 2 * i, 2);
+        differences += stored != float_to_bfloat16(values[i]) ||
+                       std::bit_cast<std::uint32_t>(back[i]) != std::bit_cast<std::uint32_t>(bfloat16_to_float(stored));
+    }
+    CHECK(differences == 0);
+}
