@@ -14,9 +14,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         settings.crop = lowrank::image_size{32, 32};
         return settings;
     }();
+    static const lowrank::decode_options only_the_crop = [] {
+        lowrank::decode_options options;
+        options.region = [](lowrank::image_size size) { return lowrank::preprocess_region(size, clip); };
+        return options;
+    }();
+    std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(data), size);
     try {
-        auto picture = lowrank::decode_image({reinterpret_cast<const std::byte*>(data), size}, "fuzz");
+        auto picture = lowrank::decode_image(bytes, "fuzz");
         if (picture.width * picture.height <= (1u << 20)) lowrank::preprocess(std::move(picture), clip, "fuzz");
+    } catch (const lowrank::error&) {
+    }
+    try {  // the path of vit-patchify: only the part of a JPEG that the crop keeps
+        auto part = lowrank::decode_part(bytes, "fuzz", only_the_crop);
+        if (part.full.width * part.full.height <= (1u << 20)) lowrank::prepare_pixels(std::move(part), clip, "fuzz");
     } catch (const lowrank::error&) {
     }
     return 0;
