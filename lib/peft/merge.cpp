@@ -320,7 +320,10 @@ void tensor_merger::encode(dtype type, std::span<std::byte> bytes) const {
             std::size_t begin = block * chunk, size = std::min(chunk, count_ - begin);
             const float* values = a_.data() + begin;
             if (!exact_replacement_) {
-                for (std::size_t i = 0; i < size; ++i) merged[i] = base_values_[begin + i] + delta_[begin + i];
+                const float* base = base_values_.data() + begin;
+                const float* delta = delta_.data() + begin;
+#pragma omp simd
+                for (std::size_t i = 0; i < size; ++i) merged[i] = base[i] + delta[i];
                 values = merged;
             }
             convert_from_float(values, size, type, bytes.data() + begin * dtype_size(type));
