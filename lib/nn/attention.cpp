@@ -64,19 +64,37 @@ void for_each_head(const attention_shape& shape, bool with_scratch, Body&& body)
 
 }  // namespace
 
+namespace {
+
+// Queries are taken a block of rows at a time, each against the keys it may see: with a
+// causal mask, query block [i, i + 32) needs keys 0..i + 31 only, so about half of the
+// score and weighted-sum products are never computed.
+constexpr std::size_t causal_block = 32;
+
+// The keys a block of queries [first, last) of sample b needs: those any of them sees.
+std::size_t block_keys(const attention_shape& shape, std::size_t b, std::size_t last) {
+    return visible_keys(shape, b, last - 1);
+}
+
+}  // namespace
+
 void attention_forward(const attention_shape& shape, const float* qkv, float* probabilities, float* y) {
     const std::size_t T = shape.time, D = shape.head_dim, C = shape.width();
+    const std::size_t block = shape.causal ? causal_block : T;
     for_each_head(shape, false, [&](std::size_t pair, float*) {
         head_view view = head(shape, qkv, pair);
         std::size_t b = pair / shape.heads, h = pair % shape.heads;
         float* p = probabilities + pair * T * T;
-        // scores = q·kᵀ · scale: (T, T)
-        matmul({.m = T, .n = T, .k = D, .a = view.q, .lda = 3 * C, .b = view.k, .ldb = 3 * C, .transpose_b = true,
-                .c = p, .ldc = T, .alpha = shape.scale});
-        for (std::size_t t = 0; t < T; ++t) masked_softmax(p + t * T, visible_keys(shape, b, t), T);
-        // y = p·v: (T, D), into the head's columns of y
-        matmul({.m = T, .n = D, .k = T, .a = p, .lda = T, .b = view.v, .ldb = 3 * C, .c = y + b * T * C + h * D,
-                .ldc = C});
+        for (std::size_t first = 0; first < T; first += block) {
+            std::size_t last = std::min(T, first + block), rows = last - first, keys = block_keys(shape, b, last);
+            // scores = q·kᵀ · scale: (rows, keys)
+            matmul({.m = rows, .n = keys, .k = D, .a = view.q + first * 3 * C, .lda = 3 * C, .b = view.k,
+                    .ldb = 3 * C, .transpose_b = true, .c = p + first * T, .ldc = T, .alpha = shape.scale});
+            for (std::size_t t = first; t < last; ++t) masked_softmax(p + t * T, visible_keys(shape, b, t), T);
+            // y = p·v: (rows, D), into the head's columns of y
+            matmul({.m = rows, .n = D, .k = keys, .a = p + first * T, .lda = T, .b = view.v, .ldb = 3 * C,
+                    .c = y + (b * T + first) * C + h * D, .ldc = C});
+        }
     });
 }
 
@@ -85,6 +103,7 @@ void attention_forward(const attention_shape& shape, const float* qkv, float* pr
 void attention_backward(const attention_shape& shape, const float* qkv, const float* probabilities, const float* dy,
                         float* dqkv) {
     const std::size_t T = shape.time, D = shape.head_dim, C = shape.width();
+    const std::size_t block = shape.causal ? causal_block : T;
     for_each_head(shape, true, [&](std::size_t pair, float* ds) {
         head_view view = head(shape, qkv, pair);
         std::size_t b = pair / shape.heads, h = pair % shape.heads;
@@ -93,24 +112,36 @@ void attention_backward(const attention_shape& shape, const float* qkv, const fl
         float* dq = dqkv + b * T * 3 * C + h * D;
         float* dk = dq + C;
         float* dv = dq + 2 * C;
-        // dP = dy·vᵀ: (T, T)
-        matmul({.m = T, .n = T, .k = D, .a = d_out, .lda = C, .b = view.v, .ldb = 3 * C, .transpose_b = true,
-                .c = ds, .ldc = T});
-        // dv = Pᵀ·dy: (T, D)
-        matmul({.m = T, .n = D, .k = T, .a = p, .lda = T, .transpose_a = true, .b = d_out, .ldb = C, .c = dv,
-                .ldc = 3 * C});
+        // dk and dv gather contributions from every block of queries
         for (std::size_t t = 0; t < T; ++t) {
-            float* row = ds + t * T;
-            const float* weights = p + t * T;
-            float dot = 0;
-#pragma omp simd reduction(+ : dot)
-            for (std::size_t j = 0; j < T; ++j) dot += row[j] * weights[j];
-            for (std::size_t j = 0; j < T; ++j) row[j] = weights[j] * (row[j] - dot);
+            std::fill(dk + t * 3 * C, dk + t * 3 * C + D, 0.0f);
+            std::fill(dv + t * 3 * C, dv + t * 3 * C + D, 0.0f);
         }
-        matmul({.m = T, .n = D, .k = T, .a = ds, .lda = T, .b = view.k, .ldb = 3 * C, .c = dq, .ldc = 3 * C,
-                .alpha = shape.scale});
-        matmul({.m = T, .n = D, .k = T, .a = ds, .lda = T, .transpose_a = true, .b = view.q, .ldb = 3 * C, .c = dk,
-                .ldc = 3 * C, .alpha = shape.scale});
+        for (std::size_t first = 0; first < T; first += block) {
+            std::size_t last = std::min(T, first + block), rows = last - first, keys = block_keys(shape, b, last);
+            const float* p_block = p + first * T;
+            const float* d_block = d_out + first * C;
+            // dP = dy·vᵀ: (rows, keys)
+            matmul({.m = rows, .n = keys, .k = D, .a = d_block, .lda = C, .b = view.v, .ldb = 3 * C,
+                    .transpose_b = true, .c = ds, .ldc = T});
+            // dv += Pᵀ·dy: (keys, D)
+            matmul({.m = keys, .n = D, .k = rows, .a = p_block, .lda = T, .transpose_a = true, .b = d_block,
+                    .ldb = C, .c = dv, .ldc = 3 * C, .beta = 1});
+            for (std::size_t r = 0; r < rows; ++r) {
+                float* row = ds + r * T;
+                const float* weights = p_block + r * T;
+                float dot = 0;
+#pragma omp simd reduction(+ : dot)
+                for (std::size_t j = 0; j < keys; ++j) dot += row[j] * weights[j];
+                for (std::size_t j = 0; j < keys; ++j) row[j] = weights[j] * (row[j] - dot);
+            }
+            // dq = scale · dS·k: (rows, D);  dk += scale · dSᵀ·q: (keys, D)
+            matmul({.m = rows, .n = D, .k = keys, .a = ds, .lda = T, .b = view.k, .ldb = 3 * C,
+                    .c = dq + first * 3 * C, .ldc = 3 * C, .alpha = shape.scale});
+            matmul({.m = keys, .n = D, .k = rows, .a = ds, .lda = T, .transpose_a = true,
+                    .b = view.q + first * 3 * C, .ldb = 3 * C, .c = dk, .ldc = 3 * C, .alpha = shape.scale,
+                    .beta = 1});
+        }
     });
 }
 

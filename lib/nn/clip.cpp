@@ -81,7 +81,7 @@ void text_tower::backward(const float* d_pooled) {
     std::fill(d_stack, d_stack + rows * D, 0.0f);
     for (std::size_t b = 0; b < batch; ++b)
         std::memcpy(d_stack + static_cast<std::size_t>(pooled_rows_[b]) * D, d_eos + b * D, D * sizeof(float));
-    stack_.backward(d_stack);
+    stack_.backward(d_stack, token_embedding_->trainable || position_embedding_->trainable);
     embedding_backward(*token_embedding_, ids_.data(), rows, d_stack);
     embedding_backward(*position_embedding_, positions_.data(), rows, d_stack);
 }

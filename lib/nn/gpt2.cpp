@@ -99,7 +99,7 @@ void gpt2_model::backward(float* d_hidden) {
     if (d_stack_.size() < rows * C) d_stack_.resize(rows * C);
     std::fill(d_stack_.begin(), d_stack_.begin() + static_cast<std::ptrdiff_t>(rows * C), 0.0f);
     layer_norm_backward(final_norm_, stack_output_, mean_.data(), rstd_.data(), d_hidden, rows, d_stack_.data());
-    stack_.backward(d_stack_.data());
+    stack_.backward(d_stack_.data(), wte_->trainable || wpe_->trainable);
     embedding_backward(*wte_, ids_.data(), rows, d_stack_.data());
     embedding_backward(*wpe_, positions_.data(), rows, d_stack_.data());
 }

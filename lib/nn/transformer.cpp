@@ -229,13 +229,14 @@ const float* transformer_stack::decode(kv_cache& cache, const std::int32_t* posi
     return outputs_.back();
 }
 
-void transformer_stack::backward(float* d_output) {
+void transformer_stack::backward(float* d_output, bool input_gradient) {
     if (!training_) throw std::logic_error("transformer_stack::backward after a forward pass without training");
-    for (std::size_t i = blocks_.size(); i-- > 0;) backward_block(i, d_output);
+    for (std::size_t i = blocks_.size(); i-- > 0;) backward_block(i, d_output, input_gradient || i > 0);
 }
 
-// d: the gradient of the block's output on entry, of its input on return.
-void transformer_stack::backward_block(std::size_t index, float* d) {
+// d: the gradient of the block's output on entry, of its input on return (unless
+// !input_gradient: then only parameter gradients are computed past the attention).
+void transformer_stack::backward_block(std::size_t index, float* d, bool input_gradient) {
     transformer_block& block = blocks_[index];
     block_activations& a = activations_[index];
     const float* x = outputs_[index];
@@ -278,8 +279,10 @@ void transformer_stack::backward_block(std::size_t index, float* d) {
     const float* attention_input = options_.pre_norm ? a.ln1 : x;
     float* d_input = d;
     if (options_.pre_norm) {
-        d_input = narrow_gradient_;
-        zero(d_input, rows * C);
+        // LN1's weights need the gradient of its output when they train
+        bool needed = input_gradient || block.ln1.weight->trainable || block.ln1.bias->trainable;
+        d_input = needed ? narrow_gradient_ : nullptr;
+        if (d_input) zero(d_input, rows * C);
     }
     if (block.fused()) {
         linear_backward(block.qkv, attention_input, rows, qkv_gradient_, 3 * C, d_input, state(0));
@@ -288,7 +291,8 @@ void transformer_stack::backward_block(std::size_t index, float* d) {
         linear_backward(block.k, attention_input, rows, qkv_gradient_ + C, 3 * C, d_input, state(1));
         linear_backward(block.v, attention_input, rows, qkv_gradient_ + 2 * C, 3 * C, d_input, state(2));
     }
-    if (options_.pre_norm) layer_norm_backward(block.ln1, x, a.ln1_mean, a.ln1_rstd, d_input, rows, d);
+    if (options_.pre_norm && d_input)
+        layer_norm_backward(block.ln1, x, a.ln1_mean, a.ln1_rstd, d_input, rows, input_gradient ? d : nullptr);
 }
 
 }  // namespace lowrank

@@ -73,8 +73,10 @@ public:
     // null. dropout_seed seeds the LoRA dropout masks (0: none).
     const float* forward(const std::int32_t* lengths, std::uint64_t dropout_seed = 0);
     // d_output: (batch, time, C), the gradient of the output; it is overwritten with the
-    // gradient of the input. Parameter gradients are added.
-    void backward(float* d_output);
+    // gradient of the input, unless input_gradient is false (nothing below the stack trains:
+    // the first block then skips what only that gradient needs). Parameter gradients are
+    // added.
+    void backward(float* d_output, bool input_gradient = true);
 
     // Incremental decoding (causal stacks, inference): one new token per row at a time,
     // attending to the keys and values the cache holds for the row's earlier positions.
@@ -100,7 +102,7 @@ private:
 
     void allocate(std::size_t batch, std::size_t time, bool training);
     void forward_block(std::size_t index, const float* x, float* out);
-    void backward_block(std::size_t index, float* d);
+    void backward_block(std::size_t index, float* d, bool input_gradient);
 
     transformer_config config_;
     stack_options options_;

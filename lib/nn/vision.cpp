@@ -126,7 +126,10 @@ void vision_tower::backward(const float* d_pooled) {
     float* d_stack = sized(d_stack_, rows * D);
     std::fill(d_stack, d_stack + rows * D, 0.0f);
     for (std::size_t b = 0; b < batch; ++b) std::memcpy(d_stack + b * T * D, d_cls + b * D, D * sizeof(float));
-    stack_.backward(d_stack);
+    bool below = pre_norm_.weight->trainable || pre_norm_.bias->trainable || class_embedding_->trainable ||
+                 position_embedding_->trainable || patch_embedding_.weight->trainable;
+    stack_.backward(d_stack, below);
+    if (!below) return;
     float* d_embeddings = sized(d_embeddings_, rows * D);
     std::fill(d_embeddings, d_embeddings + rows * D, 0.0f);
     layer_norm_backward(pre_norm_, embeddings_.data(), pre_mean_.data(), pre_rstd_.data(), d_stack, rows,

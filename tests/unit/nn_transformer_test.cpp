@@ -63,6 +63,14 @@ void check_stack(bool fused, stack_options options, bool padded) {
     stack.backward(d.data());
     check_gradient("d input", x.data(), x.size(), d.data(), loss);
     for (parameter& p : parameters) check_gradient("d " + p.name, p.value, p.size(), p.gradient, loss);
+
+    // Without the input's gradient (nothing below trains), the same parameter gradients.
+    std::vector<float> with_input(parameters.gradients().begin(), parameters.gradients().end());
+    run(true);
+    d = w;
+    parameters.zero_gradients();
+    stack.backward(d.data(), false);
+    CHECK(std::equal(with_input.begin(), with_input.end(), parameters.gradients().begin()));
 }
 
 }  // namespace
