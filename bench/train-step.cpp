@@ -4,6 +4,7 @@
 //
 // usage: train-step full|lora THREADS STEPS     prints: tokens/s  peak-MB  GFLOP/s
 //        train-step sgemm THREADS               prints: sgemm GFLOP/s (2048³ products)
+//        train-step backend                     prints: the matrix-product backend
 #include "core/random.hpp"
 #include "core/threads.hpp"
 #include "nn/lora.hpp"
@@ -59,8 +60,12 @@ double step_flops(const model_config& config, bool lora, std::size_t rank, std::
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc == 2 && std::string(argv[1]) == "backend") {
+        std::printf("%s\n", matmul_backend().c_str());
+        return 0;
+    }
     if (argc < 3) {
-        std::fprintf(stderr, "usage: train-step full|lora|sgemm THREADS [STEPS]\n");
+        std::fprintf(stderr, "usage: train-step full|lora|sgemm THREADS [STEPS] | backend\n");
         return 2;
     }
     std::string method = argv[1];

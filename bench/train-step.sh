@@ -13,7 +13,8 @@ ours=${TRAIN_STEP:-$here/../build/bench/train-step}
 steps=${STEPS:-10}
 [ -x "$ours" ] || make -C "$here/.." build/bench/train-step >/dev/null
 
-echo "OpenBLAS: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset)}; $(nproc) cores; $steps timed steps after 2 warm-up steps"
+echo "ours: $("$ours" backend); OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset)}; $(nproc) cores"
+echo "$steps timed steps after 2 warm-up steps; %peak: the model's nominal FLOP/s (attention over the full T×T square) over sgemm's"
 printf '%-7s %-4s %8s %10s %9s %9s %10s %9s %8s %8s\n' method thr "sgemm" "ours tok/s" "ours MB" "%peak" "torch tok/s" "torch MB" "speed" "memory"
 for threads in 1 2; do
     peak=$("$ours" sgemm "$threads")

@@ -81,7 +81,6 @@ load_result load_parameters(parameter_set& parameters, const checkpoint& source,
                                               count == 1 ? " is" : "s are", architecture_name(arch),
                                               fmt::join(unused, ", ")));
     }
-    parameters.touch();
     return result;
 }
 

@@ -105,7 +105,6 @@ void clip_model::initialize(std::uint64_t seed) {
                 ++stream);
     fill_normal(*text_projection_.weight, std::pow(static_cast<float>(text_.width()), -0.5f) * factor, seed, ++stream);
     fill_constant(*logit_scale_, config_.logit_scale_init);
-    parameters_.touch();
 }
 
 const float* clip_model::encode_text(const std::int32_t* ids, std::size_t batch, std::size_t time, bool training) {

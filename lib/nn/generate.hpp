@@ -15,7 +15,7 @@ struct generation_settings {
     std::size_t new_tokens = 0;
     std::size_t top_k = 1;    // 1: greedy (the most likely token); 0: the whole vocabulary
     float temperature = 1;    // logits are divided by it before sampling
-    std::optional<std::int32_t> stop_id;  // a row ends after generating it
+    std::optional<std::int32_t> stop_id = std::nullopt;  // a row ends after generating it
     std::uint64_t seed = 0;
 };
 

@@ -54,7 +54,6 @@ void gpt2_model::initialize(std::uint64_t seed) {
             fill_normal(p, p.name.ends_with("c_proj.weight") ? projection_std : std, seed, stream);
         }
     }
-    parameters_.touch();
 }
 
 const float* gpt2_model::forward(const std::int32_t* ids, std::size_t batch, std::size_t time,

@@ -65,8 +65,6 @@ public:
                         const float* d_logits, float* d_hidden);
 
     parameter& token_embedding() { return *wte_; }
-    parameter& position_embedding() { return *wpe_; }
-    parameter* score() { return score_; }
 
 private:
     model_config config_;

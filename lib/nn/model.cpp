@@ -45,13 +45,4 @@ std::map<std::string, linear*> linear_layers(model& target) {
     return layers;
 }
 
-std::unique_ptr<model> open_model(const std::string& path, std::vector<std::string>& warnings) {
-    checkpoint file(path);
-    auto opened = std::make_unique<model>(file.config());
-    opened->parameters().allocate();
-    auto result = load_parameters(opened->parameters(), file, opened->arch());
-    warnings.insert(warnings.end(), result.warnings.begin(), result.warnings.end());
-    return opened;
-}
-
 }  // namespace lowrank

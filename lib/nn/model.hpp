@@ -32,8 +32,4 @@ struct model {
 // ("transformer.h.0.attn.c_attn"): where adapters attach.
 std::map<std::string, linear*> linear_layers(model& target);
 
-// A checkpoint's model with every parameter frozen and loaded (frozen F32 tensors read in
-// place from the mapping). Warnings (unused tensors) go to `warnings`.
-std::unique_ptr<model> open_model(const std::string& path, std::vector<std::string>& warnings);
-
 }  // namespace lowrank

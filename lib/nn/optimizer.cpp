@@ -39,7 +39,6 @@ void adamw::step(float learning_rate) {
             }
         });
     }
-    parameters_.touch();
 }
 
 std::optional<lr_decay> lr_decay_from_name(std::string_view name) {

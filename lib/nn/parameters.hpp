@@ -80,11 +80,6 @@ public:
     // checkpoint); `owner` is kept alive as long as this set.
     void alias(parameter& target, const float* values, std::shared_ptr<const void> owner);
 
-    // Raised whenever values change as a whole (loading, an optimizer step), so that
-    // layers holding something derived from them know to recompute it.
-    std::uint64_t version() const { return version_; }
-    void touch() { ++version_; }
-
 private:
     std::deque<parameter> parameters_;
     large_vector<float> trainable_values_, gradients_;
@@ -96,7 +91,6 @@ private:
     } frozen_values_;
     std::vector<std::shared_ptr<const void>> owners_;
     bool allocated_ = false;
-    std::uint64_t version_ = 0;
 };
 
 }  // namespace lowrank

@@ -158,7 +158,6 @@ void vit_model::initialize(std::uint64_t seed) {
     const float std = std::pow(static_cast<float>(tower_.width()), -0.5f) * config_.initializer_factor;
     fill_normal(*classifier_.weight, std, seed, ++stream);
     fill_constant(*classifier_.bias, 0);
-    parameters_.touch();
 }
 
 const float* vit_model::forward(const float* patches, std::size_t batch, bool training) {

@@ -87,7 +87,6 @@ void load_adapter(const adapter& source, parameter_set& parameters, const std::s
         else  // it may alias the base checkpoint's read-only mapping: point it at values of its own
             parameters.alias(*target, values->data(), values);
     }
-    parameters.touch();
 }
 
 }  // namespace lowrank

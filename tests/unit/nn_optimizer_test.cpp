@@ -1,3 +1,4 @@
+#include "formats/safetensors.hpp"
 #include "nn/optimizer.hpp"
 #include "nn_testing.hpp"
 
@@ -84,4 +85,28 @@ TEST_CASE("parameter_set: trainable values and gradients contiguous, frozen ones
     CHECK(set.find("third") == nullptr);
     CHECK_THROWS(set.add("late", {1}));
     CHECK(shape_text(second.shape) == "[2, 2]");
+}
+
+TEST_CASE("adamw and clip_gradient_norm: three steps as torch.optim.AdamW and clip_grad_norm_ take them") {
+    safetensors_file fixture("tests/data/nn/adamw.safetensors");
+    auto tensor = [&](const std::string& name) { return fixture.to_float(fixture.at(name)); };
+    parameter_set set;
+    parameter& matrix = set.add("matrix", {3, 4});
+    parameter& vector = set.add("vector", {4}, false);
+    matrix.trainable = vector.trainable = true;
+    set.allocate();
+    auto copy_into = [](const std::vector<float>& values, float* target) { std::copy(values.begin(), values.end(), target); };
+    copy_into(tensor("matrix.start"), matrix.value);
+    copy_into(tensor("vector.start"), vector.value);
+    adamw optimizer(set, {.beta1 = 0.9f, .beta2 = 0.99f, .epsilon = 1e-8f, .weight_decay = 0.1f});
+    auto norms = tensor("norms");
+    for (int step = 0; step < 3; ++step) {
+        copy_into(tensor("matrix.gradient." + std::to_string(step)), matrix.gradient);
+        copy_into(tensor("vector.gradient." + std::to_string(step)), vector.gradient);
+        CHECK(clip_gradient_norm(set, 0.5) == doctest::Approx(norms[static_cast<std::size_t>(step)]).epsilon(1e-6));
+        optimizer.step(0.01f);
+    }
+    auto matrix_end = tensor("matrix.end"), vector_end = tensor("vector.end");
+    for (std::size_t i = 0; i < 12; ++i) CHECK(matrix.value[i] == doctest::Approx(matrix_end[i]).epsilon(1e-6));
+    for (std::size_t i = 0; i < 4; ++i) CHECK(vector.value[i] == doctest::Approx(vector_end[i]).epsilon(1e-6));
 }

@@ -326,6 +326,31 @@ def make_clip():
     save_npy("clip.legacy-text-embeds.npy", legacy.float().numpy())
 
 
+# ------------------------------------------------------------------------------- optimizer
+
+def make_adamw():
+    """Three steps of torch.optim.AdamW (weight decay on the matrix only) after
+    clip_grad_norm_ to 0.5, on two parameters: their start, each step's gradients, the end."""
+    generator = torch.Generator().manual_seed(12)
+    matrix = torch.nn.Parameter(torch.randn(3, 4, generator=generator))
+    vector = torch.nn.Parameter(torch.randn(4, generator=generator))
+    tensors = {"matrix.start": matrix.detach().clone(), "vector.start": vector.detach().clone()}
+    optimizer = torch.optim.AdamW([{"params": [matrix], "weight_decay": 0.1}, {"params": [vector], "weight_decay": 0.0}],
+                                  lr=0.01, betas=(0.9, 0.99), eps=1e-8)
+    norms = []
+    for step in range(3):
+        matrix.grad = torch.randn(3, 4, generator=generator)
+        vector.grad = torch.randn(4, generator=generator)
+        tensors[f"matrix.gradient.{step}"] = matrix.grad.clone()
+        tensors[f"vector.gradient.{step}"] = vector.grad.clone()
+        norms.append(float(torch.nn.utils.clip_grad_norm_([matrix, vector], 0.5)))
+        optimizer.step()
+    tensors["matrix.end"] = matrix.detach().clone()
+    tensors["vector.end"] = vector.detach().clone()
+    tensors["norms"] = torch.tensor(norms)
+    rm.save_safetensors(path("adamw.safetensors"), tensors)
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     make_gpt2_lm()
@@ -334,3 +359,4 @@ if __name__ == "__main__":
     make_vit()
     make_clip()
     make_adapters()
+    make_adamw()
