@@ -2,6 +2,7 @@
 
 #include "core/error.hpp"
 
+#include <cmath>
 #include <cstdint>
 #include <fmt/format.h>
 #include <set>
@@ -69,6 +70,9 @@ load_result load_parameters(parameter_set& parameters, const checkpoint& source,
             parameters.alias(p, reinterpret_cast<const float*>(bytes.data()), source.owner());
         else
             convert_to_float(tensor.type, bytes.data(), p.size(), p.value);
+        if (auto bad = first_non_finite(p.value, p.size()))
+            throw error_in(file.path(), fmt::format("tensor '{}' holds {} at element {}", tensor.name,
+                                                    std::isnan(p.value[*bad]) ? "NaN" : "an infinity", *bad));
     }
     std::vector<std::string> unused;
     for (const safetensors_file& file : files.files())

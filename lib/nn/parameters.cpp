@@ -3,6 +3,7 @@
 #include "core/random.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fmt/format.h>
 #include <new>
@@ -24,6 +25,18 @@ void fill_normal(parameter& p, float std, std::uint64_t seed, std::uint64_t stre
 }
 
 void fill_constant(parameter& p, float value) { std::fill(p.value, p.value + p.size(), value); }
+
+// x·0 is 0 for every finite x and NaN otherwise, so one vectorized sum tells whether all are
+// finite; only then is the culprit looked for.
+std::optional<std::size_t> first_non_finite(const float* values, std::size_t count) {
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (std::size_t i = 0; i < count; ++i) sum += values[i] * 0.0f;
+    if (sum == 0) return std::nullopt;
+    for (std::size_t i = 0; i < count; ++i)
+        if (!std::isfinite(values[i])) return i;
+    return std::nullopt;
+}
 
 parameter_set::zero_pages::~zero_pages() {
     if (data) munmap(data, bytes);

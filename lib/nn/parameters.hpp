@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -44,6 +45,9 @@ std::string shape_text(std::span<const std::size_t> shape);
 // on the others'), or a constant.
 void fill_normal(parameter& p, float std, std::uint64_t seed, std::uint64_t stream);
 void fill_constant(parameter& p, float value);
+
+// The first of `count` values that is NaN or infinite, if any (loaders refuse such weights).
+std::optional<std::size_t> first_non_finite(const float* values, std::size_t count);
 
 class parameter_set {
 public:

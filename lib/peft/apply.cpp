@@ -4,6 +4,7 @@
 #include "nn/lora.hpp"
 #include "peft/base_model.hpp"
 
+#include <cmath>
 #include <fmt/format.h>
 #include <memory>
 
@@ -23,6 +24,15 @@ linear* find_layer(const std::map<std::string, linear*>& layers, const std::stri
 parameter* find_parameter(parameter_set& parameters, const std::string& name) {
     auto found = find_base_tensor(name, [&](std::string_view candidate) { return parameters.find(candidate) != nullptr; });
     return found ? parameters.find(*found) : nullptr;
+}
+
+// The tensor's values as float32, refusing NaN and infinities.
+std::vector<float> finite_values(const adapter& source, const tensor_info& tensor) {
+    std::vector<float> values = source.to_float(tensor);
+    if (auto bad = first_non_finite(values.data(), values.size()))
+        throw error_in(source.weights().path(), fmt::format("tensor '{}' holds {} at element {}", tensor.name,
+                                                            std::isnan(values[*bad]) ? "NaN" : "an infinity", *bad));
+    return values;
 }
 
 void check_shape(const adapter& source, const tensor_info& tensor, const parameter& p) {
@@ -74,14 +84,14 @@ void load_adapter(const adapter& source, parameter_set& parameters, const std::s
             parameter* target = find_parameter(parameters, fmt::format("{}.lora_{}.{}.weight", pair.module, matrix, tag));
             if (!target) throw std::logic_error("load_adapter without attach_adapter");
             check_shape(source, *tensor, *target);
-            std::vector<float> values = source.to_float(*tensor);
+            std::vector<float> values = finite_values(source, *tensor);
             std::copy(values.begin(), values.end(), target->value);
         }
     }
     for (const full_tensor& tensor : source.full_tensors()) {
         parameter* target = find_parameter(parameters, tensor.name);
         check_shape(source, *tensor.tensor, *target);
-        auto values = std::make_shared<std::vector<float>>(source.to_float(*tensor.tensor));
+        auto values = std::make_shared<std::vector<float>>(finite_values(source, *tensor.tensor));
         if (target->trainable)
             std::copy(values->begin(), values->end(), target->value);
         else  // it may alias the base checkpoint's read-only mapping: point it at values of its own

@@ -67,7 +67,9 @@ npy("patches.npy", "<f4", (1, 4, 48), [0.5] * 192)
 npy("nan.npy", "<f4", (1, 16, 48), [float("nan")] * 768)
 npy("empty.npy", "<i4", (0, 4), [])
 PY
-mkdir -p "$work/no-config" "$work/bad-adapter" "$work/dora"
+mkdir -p "$work/no-config" "$work/bad-adapter" "$work/dora" "$work/nan-adapter"
+cp $d/adapter-lm/* "$work/nan-adapter/"
+printf '\x00\x00\xc0\x7f' | dd of="$work/nan-adapter/adapter_model.safetensors" bs=1 seek=$(($(stat -c %s $d/adapter-lm/adapter_model.safetensors) - 4)) conv=notrunc 2>/dev/null
 cp $d/adapter-lm/adapter_model.safetensors "$work/no-config/"
 cp $d/adapter-classify/adapter_model.safetensors "$work/bad-adapter/"
 cp $d/adapter-classify/adapter_config.json "$work/bad-adapter/"
@@ -88,6 +90,7 @@ expect_failure "adapter without a config" 1 "/no-config: no adapter_config.json:
 expect_failure "adapter for another model" 1 "adapter_model.safetensors: tensor 'base_model.model.score.weight' has shape \[3, 32\], the model's 'score.weight' is \[1, 32\]" lora-predict --model $d/gpt2-regress.safetensors --adapter "$work/bad-adapter" -o "$work/out.tsv" $d/gpt2-regress.ids.npy
 expect_failure "adapter module the model lacks" 1 "adapter-classify: module 'transformer.h.0.mlp.c_fc': not a linear layer of the model" lora-predict --model $d/vit.safetensors --adapter $d/adapter-classify -o "$work/out.tsv" $d/vit.patches.npy
 expect_failure "DoRA adapter" 1 "/dora: a DoRA adapter \(use_dora\)" lora-predict --model $d/gpt2-lm.safetensors --adapter "$work/dora" -o "$work/out.npy" $d/gpt2-lm.ids.npy
+expect_failure "adapter holding a NaN" 1 "nan-adapter/adapter_model.safetensors: tensor '.*' holds NaN at element" lora-predict --model $d/gpt2-lm.safetensors --adapter "$work/nan-adapter" -o "$work/out.npy" $d/gpt2-lm.ids.npy
 expect_failure "prompt + new tokens over the positions" 1 "gpt2-lm.ids.npy: 10 prompt tokens and 7 new ones need 17 positions, the model has 16" lora-predict --model $d/gpt2-lm.safetensors --generate 7 -o "$work/out.txt" $d/gpt2-lm.ids.npy
 expect_no_file "no output after an error" "$work/out.npy"
 expect_no_file "no text output after an error" "$work/out.txt"

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <doctest/doctest.h>
 #include <filesystem>
+#include <limits>
 
 using namespace lowrank;
 using namespace lowrank::testing;
@@ -150,6 +151,16 @@ TEST_CASE("checkpoint errors: each names the file and the tensor or field") {
     std::string unknown = error_message([&] { checkpoint{path}; });
     CHECK(unknown.starts_with(path + ": tensor '"));
     CHECK(unknown.find("unknown dtype 'Q32'") != std::string::npos);
+
+    {  // a NaN in the last tensor's data
+        std::string bytes = read_file(fixture);
+        const float nan = std::numeric_limits<float>::quiet_NaN();
+        bytes.replace(bytes.size() - 8, 4, reinterpret_cast<const char*>(&nan), 4);
+        write_file(path, bytes);
+        std::string message = error_message([&] { loaded_model().load(path); });
+        CHECK(message.starts_with(path + ": tensor '"));
+        CHECK(message.find("holds NaN at element") != std::string::npos);
+    }
 
     std::string bytes = read_file(fixture);
     write_file(path, bytes.substr(0, bytes.size() - 100));
