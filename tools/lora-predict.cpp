@@ -10,11 +10,13 @@
 #include "nn/generate.hpp"
 #include "nn/model.hpp"
 #include "peft/apply.hpp"
+#include "peft/routes.hpp"
 
 #include <cmath>
 #include <deque>
 #include <fmt/format.h>
 #include <limits>
+#include <numeric>
 #include <set>
 
 using namespace lowrank;
@@ -22,7 +24,7 @@ using namespace lowrank;
 namespace {
 
 struct settings {
-    std::string model_path, format, label_names;
+    std::string model_path, format, label_names, route_path;
     std::vector<std::string> adapters;
     std::int64_t pad_id = -1, stop_id = -1;
     std::size_t batch_size = 32, generate = 0, top_k = 1;
@@ -132,26 +134,129 @@ private:
     std::size_t index_ = 0;
 };
 
-std::unique_ptr<model> load_model(const command_line& cli, const settings& options) {
+// The --adapter operands: adapters for every row, and named ones, route i for the i-th name.
+struct adapter_operands {
+    std::vector<std::string> paths;
+    std::vector<std::size_t> routes;  // per path: its route, or lora_branch::every_row
+    std::vector<std::string> names;   // by route
+};
+
+adapter_operands parse_adapters(const settings& options) {
+    adapter_operands operands;
+    for (const std::string& operand : options.adapters) {
+        auto named = parse_named_adapter(operand);
+        operands.paths.push_back(named ? named->path : operand);
+        operands.routes.push_back(named ? operands.names.size() : lora_branch::every_row);
+        if (!named) continue;
+        if (std::find(operands.names.begin(), operands.names.end(), named->name) != operands.names.end())
+            throw usage_error(fmt::format("--adapter {}: the name '{}' is given twice", operand, named->name));
+        operands.names.push_back(named->name);
+    }
+    if (!operands.names.empty() && options.route_path.empty())
+        throw usage_error("adapters given as NAME=DIR need --route, the file that names each row's adapter");
+    if (operands.names.empty() && !options.route_path.empty())
+        throw usage_error("--route needs adapters given as NAME=DIR");
+    return operands;
+}
+
+// The model with its adapters; a routed adapter's head tensors are kept aside, by route.
+struct loaded_model {
+    std::unique_ptr<model> network;
+    std::vector<std::vector<replacement>> heads;
+};
+
+loaded_model load_model(const command_line& cli, const settings& options, const adapter_operands& operands) {
     checkpoint file(options.model_path);
-    auto loaded = std::make_unique<model>(file.config());
+    loaded_model loaded{std::make_unique<model>(file.config()), {}};
+    model& m = *loaded.network;
     std::deque<adapter> adapters;  // attach_adapter keeps pointers into them: never moved
-    for (const std::string& path : options.adapters) adapters.emplace_back(path);
-    auto layers = linear_layers(*loaded);
+    for (const std::string& path : operands.paths) adapters.emplace_back(path);
+    auto layers = linear_layers(m);
+    auto head = m.head_parameters();
     std::set<const parameter*> from_adapters;
     for (std::size_t i = 0; i < adapters.size(); ++i)
-        for (const parameter* p : attach_adapter(adapters[i], loaded->parameters(), layers, fmt::format("adapter{}", i)))
+        for (const parameter* p : attach_adapter(adapters[i], m.parameters(), layers, fmt::format("adapter{}", i),
+                                                 operands.routes[i], head))
             from_adapters.insert(p);
-    loaded->parameters().allocate();
-    auto result = load_parameters(loaded->parameters(), file, loaded->arch(),
+    m.parameters().allocate();
+    auto result = load_parameters(m.parameters(), file, m.arch(),
                                   {[&](const parameter& p) { return from_adapters.contains(&p); }});
     for (const auto& warning : result.warnings) cli.warn(warning);
+    loaded.heads.resize(operands.names.size());
     for (std::size_t i = 0; i < adapters.size(); ++i) {
-        load_adapter(adapters[i], loaded->parameters(), fmt::format("adapter{}", i));
+        std::string tag = fmt::format("adapter{}", i);
+        if (operands.routes[i] == lora_branch::every_row)
+            load_adapter(adapters[i], m.parameters(), tag);
+        else
+            loaded.heads[operands.routes[i]] = load_routed_adapter(adapters[i], m.parameters(), tag);
         for (const auto& warning : adapters[i].warnings()) cli.warn(warning);
     }
     return loaded;
 }
+
+// Each input row's route (empty without --route).
+std::vector<std::size_t> read_input_routes(const settings& options, const adapter_operands& operands,
+                                           std::size_t rows) {
+    if (options.route_path.empty()) return {};
+    auto routes = read_routes(options.route_path, operands.names);
+    if (routes.size() != rows)
+        throw error_in(options.route_path, fmt::format("{} routes for {} input rows", routes.size(), rows));
+    return routes;
+}
+
+// One batch of rows in the order they go through the model: in route order when routed,
+// copied into buffers of their own; else the input's rows as they are.
+class batch_rows {
+public:
+    batch_rows(const input_rows& input, const std::vector<std::int32_t>& lengths,
+               const std::vector<std::size_t>& routes, std::size_t route_count, std::size_t begin,
+               std::size_t count)
+        : count(count) {
+        ids = input.ids.data() + begin * input.time;
+        patches = input.patches.data() + begin * input.patch_count * input.patch_features;
+        this->lengths = lengths.empty() ? nullptr : lengths.data() + begin;
+        if (routes.empty()) {
+            order.resize(count);
+            std::iota(order.begin(), order.end(), std::size_t{0});
+            return;
+        }
+        routed_batch routed = route_batch(std::span(routes).subspan(begin, count), route_count);
+        order = std::move(routed.order);
+        ranges = std::move(routed.ranges);
+        gather(ids, input.time, own_ids_);
+        gather(this->lengths, 1, own_lengths_);
+        gather(patches, input.patch_count * input.patch_features, own_patches_);
+    }
+
+    std::size_t count;
+    const std::int32_t* ids;
+    const std::int32_t* lengths;
+    const float* patches;
+    std::vector<std::size_t> order;  // order[i]: the batch's row at position i
+    std::vector<item_range> ranges;  // by route: positions
+
+    // values (count, columns) in route order -> the batch's row order.
+    void restore_order(std::vector<float>& values, std::size_t columns) const {
+        if (ranges.empty()) return;
+        std::vector<float> ordered(values.size());
+        for (std::size_t i = 0; i < count; ++i)
+            std::copy_n(values.begin() + static_cast<std::ptrdiff_t>(i * columns), columns,
+                        ordered.begin() + static_cast<std::ptrdiff_t>(order[i] * columns));
+        values = std::move(ordered);
+    }
+
+private:
+    // Copies rows of `width` elements into `buffer` in route order and points `rows` there.
+    template <class T>
+    void gather(const T*& rows, std::size_t width, std::vector<T>& buffer) {
+        if (!rows || width == 0) return;
+        buffer.resize(count * width);
+        for (std::size_t i = 0; i < count; ++i) std::copy_n(rows + order[i] * width, width, buffer.data() + i * width);
+        rows = buffer.data();
+    }
+    std::vector<std::int32_t> own_ids_, own_lengths_;
+    std::vector<float> own_patches_;
+};
 
 std::string default_format(const model& m) {
     if (m.clip) return "embeddings";
@@ -167,37 +272,84 @@ void check_format(const model& m, const std::string& format) {
                                       join(allowed, " or ")));
 }
 
-void generate_text(const command_line& cli, const settings& options, gpt2_model& gpt2, const input_rows& input,
-                   const std::vector<std::int32_t>& lengths) {
+void generate_text(const command_line& cli, const settings& options, model& m, const input_rows& input,
+                   const std::vector<std::int32_t>& lengths, const std::vector<std::size_t>& routes,
+                   std::size_t route_count) {
     generation_settings generation{options.generate, options.top_k, options.temperature, std::nullopt,
                                    cli.common().seed};
     if (cli.given("stop-id")) {
         if (options.stop_id >= 0) generation.stop_id = static_cast<std::int32_t>(options.stop_id);
     } else {
-        generation.stop_id = gpt2.config().text.eos_token_id;
+        generation.stop_id = m.config.text.eos_token_id;
     }
     output_stream out(cli.common().output, output_kind::text);
     progress bar("generating", "rows", input.rows, cli.common().quiet);
     for (std::size_t begin = 0; begin < input.rows; begin += options.batch_size) {
         std::size_t count = std::min(options.batch_size, input.rows - begin);
+        batch_rows batch(input, lengths, routes, route_count, begin, count);
+        m.set_routes(batch.ranges);
+        std::vector<std::size_t> row_numbers(count);
+        for (std::size_t i = 0; i < count; ++i) row_numbers[i] = begin + batch.order[i];
         std::vector<std::vector<std::int32_t>> sequences;
         try {
-            sequences = generate(gpt2, input.ids.data() + begin * input.time, count, input.time,
-                                 lengths.data() + begin, generation, begin);
+            sequences = generate(*m.gpt2, batch.ids, count, input.time, batch.lengths, generation, row_numbers);
         } catch (const error& failure) {
             throw error_in(input.path, failure.what());
         }
+        std::vector<std::string> lines(count);
+        for (std::size_t i = 0; i < count; ++i) lines[batch.order[i]] = fmt::format("{}\n", fmt::join(sequences[i], " "));
         std::string text;
-        for (const auto& sequence : sequences) text += fmt::format("{}\n", fmt::join(sequence, " "));
+        for (const std::string& line : lines) text += line;
         out.write(text);
         bar.advance(count);
     }
     out.commit();
 }
 
-void predict(const command_line& cli, const settings& options, const std::string& input_path) {
-    auto loaded = load_model(cli, options);
-    model& m = *loaded;
+// The batch's predictions, (count, columns) in the batch's order of rows. A routed
+// adapter's head runs again on its rows, with its tensors swapped in.
+void predict_batch(model& m, const batch_rows& batch, std::size_t T, bool text, std::size_t columns,
+                   const std::vector<std::vector<replacement>>& heads, std::vector<float>& values) {
+    const std::size_t count = batch.count;
+    values.resize(count * columns);
+    auto each_routed_head = [&](auto&& run_head) {
+        for (std::size_t route = 0; route < batch.ranges.size(); ++route) {
+            const item_range& rows = batch.ranges[route];
+            if (heads[route].empty() || rows.begin == rows.end) continue;
+            replacement_scope scope(heads[route]);
+            run_head(rows.begin, rows.end - rows.begin);
+        }
+    };
+    if (m.gpt2) {
+        const float* hidden = m.gpt2->forward(batch.ids, count, T, batch.lengths, false);
+        if (m.config.head == head_kind::language_model) {
+            m.gpt2->lm_logits(hidden, count * T, values.data());
+        } else {
+            m.gpt2->score_forward(hidden, count, T, batch.lengths, values.data());
+            each_routed_head([&](std::size_t first, std::size_t rows) {
+                m.gpt2->score_forward(hidden + first * T * m.gpt2->width(), rows, T, batch.lengths + first,
+                                      values.data() + first * columns);
+            });
+        }
+    } else if (m.vit) {
+        const float* logits = m.vit->forward(batch.patches, count, false);
+        std::copy(logits, logits + count * columns, values.begin());
+        each_routed_head([&](std::size_t first, std::size_t rows) {
+            m.vit->head_forward(m.vit->pooled() + first * m.vit->tower().width(), rows, values.data() + first * columns);
+        });
+    } else {
+        const float* embeds = text ? m.clip->encode_text(batch.ids, count, T, false)
+                                   : m.clip->encode_image(batch.patches, count, false);
+        std::vector<float> norms(count);
+        l2_normalize_forward(embeds, count, columns, values.data(), norms.data());
+    }
+    batch.restore_order(values, columns);
+}
+
+void predict(const command_line& cli, const settings& options, const adapter_operands& adapters,
+             const std::string& input_path) {
+    loaded_model loaded = load_model(cli, options, adapters);
+    model& m = *loaded.network;
     input_rows input = read_input(input_path);
     std::string format = options.format.empty() ? default_format(m) : options.format;
     if (options.generate == 0) check_format(m, format);
@@ -214,10 +366,11 @@ void predict(const command_line& cli, const settings& options, const std::string
     } else {
         check_patches(input, m.config.vision);
     }
+    std::vector<std::size_t> routes = read_input_routes(options, adapters, N);
     if (options.generate > 0) {
         if (!m.gpt2 || m.config.head != head_kind::language_model)
             throw usage_error("--generate needs a gpt2 language model");
-        generate_text(cli, options, *m.gpt2, input, lengths);
+        generate_text(cli, options, m, input, lengths, routes, adapters.names.size());
         return;
     }
 
@@ -239,24 +392,9 @@ void predict(const command_line& cli, const settings& options, const std::string
     std::vector<float> values;
     for (std::size_t begin = 0; begin < N; begin += options.batch_size) {
         std::size_t count = std::min(options.batch_size, N - begin);
-        values.resize(count * columns);
-        const std::int32_t* ids = input.ids.data() + begin * T;
-        const float* patches = input.patches.data() + begin * input.patch_count * input.patch_features;
-        if (m.gpt2) {
-            const float* hidden = m.gpt2->forward(ids, count, T, lengths.data() + begin, false);
-            if (m.config.head == head_kind::language_model)
-                m.gpt2->lm_logits(hidden, count * T, values.data());
-            else
-                m.gpt2->score_forward(hidden, count, T, lengths.data() + begin, values.data());
-        } else if (m.vit) {
-            const float* logits = m.vit->forward(patches, count, false);
-            std::copy(logits, logits + count * columns, values.begin());
-        } else {
-            const float* embeds = input.ids.empty() ? m.clip->encode_image(patches, count, false)
-                                                    : m.clip->encode_text(ids, count, T, false);
-            std::vector<float> norms(count);
-            l2_normalize_forward(embeds, count, columns, values.data(), norms.data());
-        }
+        batch_rows batch(input, lengths, routes, adapters.names.size(), begin, count);
+        m.set_routes(batch.ranges);
+        predict_batch(m, batch, T, !input.ids.empty(), columns, loaded.heads, values);
         writer.write(values.data(), count, columns);
         bar.advance(count);
     }
@@ -278,9 +416,13 @@ int main(int argc, char** argv) {
     cli.options().add_options()
         ("model", value(&options.model_path, "MODEL"),
          "the model: a .safetensors file, a sharded checkpoint's index, or a folder (required)")
-        ("adapter", value(&options.adapters, "PATH")->composing(),
+        ("adapter", value(&options.adapters, "[NAME=]PATH")->composing(),
          "a PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors), or a file of tensors "
-         "lora-train trained in full (full, top2, bitfit); repeatable, the adapters add up")
+         "lora-train trained in full (full, top2, bitfit); repeatable, the adapters add up. NAME=PATH: "
+         "an adapter only for the rows --route gives it")
+        ("route", value(&options.route_path, "FILE"),
+         "one line per input row: the NAME of the adapter it goes through, or - for none; rows of "
+         "different adapters share each batch")
         ("format", value(&options.format, "FORMAT"),
          "what to write: logits, labels, scores or embeddings (default: labels for classifiers, scores for "
          "regression, logits for language models, embeddings for clip)")
@@ -302,6 +444,8 @@ int main(int argc, char** argv) {
     cli.epilog("Examples:\n"
                "  lora-predict --model classifier.safetensors --label-names neg,pos ids.npy -o SST-2.tsv\n"
                "  lora-predict --model gpt2.safetensors --adapter adapter/ --generate 20 prompts.npy\n"
+               "  lora-predict --model gpt2.safetensors --adapter sst2=sst2/ --adapter cola=cola/ --route tasks.txt "
+               "ids.npy\n"
                "  lora-predict --model vit.safetensors --format logits patches.npy -o logits.npy");
     return cli.run(argc, argv, [&] {
         if (options.model_path.empty()) throw usage_error("--model is required");
@@ -310,6 +454,9 @@ int main(int argc, char** argv) {
         if (options.generate == 0 && (cli.given("top-k") || cli.given("temperature") || cli.given("stop-id")))
             throw usage_error("--top-k, --temperature and --stop-id go with --generate");
         if (options.generate > 0 && cli.given("format")) throw usage_error("--generate writes text; drop --format");
-        predict(cli, options, operands[0]);
+        adapter_operands adapters = parse_adapters(options);
+        if (operands[0] == "-" && options.route_path == "-")
+            throw usage_error("INPUT and --route cannot both be standard input");
+        predict(cli, options, adapters, operands[0]);
     });
 }

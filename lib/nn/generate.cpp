@@ -31,12 +31,13 @@ std::int32_t choose_token(const float* logits, std::size_t vocab, const generati
 
 std::vector<std::vector<std::int32_t>> generate(gpt2_model& model, const std::int32_t* ids, std::size_t batch,
                                                 std::size_t time, const std::int32_t* lengths,
-                                                const generation_settings& settings, std::size_t first_row) {
+                                                const generation_settings& settings,
+                                                std::span<const std::size_t> row_numbers) {
     std::vector<std::vector<std::int32_t>> sequences(batch);
     std::size_t longest = 0;
     for (std::size_t b = 0; b < batch; ++b) {
         std::size_t length = lengths ? static_cast<std::size_t>(lengths[b]) : time;
-        if (length == 0) throw error(fmt::format("row {}: an empty prompt", first_row + b));
+        if (length == 0) throw error(fmt::format("row {}: an empty prompt", row_numbers[b]));
         sequences[b].assign(ids + b * time, ids + b * time + length);
         longest = std::max(longest, length);
     }
@@ -48,7 +49,7 @@ std::vector<std::vector<std::int32_t>> generate(gpt2_model& model, const std::in
     kv_cache cache;
     model.stack().start_decoding(cache, batch, capacity);
     std::vector<random_generator> randoms;
-    for (std::size_t b = 0; b < batch; ++b) randoms.emplace_back(settings.seed, first_row + b);
+    for (std::size_t b = 0; b < batch; ++b) randoms.emplace_back(settings.seed, row_numbers[b]);
     std::vector<std::size_t> prompt_lengths(batch);
     for (std::size_t b = 0; b < batch; ++b) prompt_lengths[b] = sequences[b].size();
     std::vector<bool> finished(batch, false);

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 namespace lowrank {
@@ -21,12 +22,14 @@ struct generation_settings {
 
 // Continues each row of ids (batch, time), whose prompt is its first lengths[b] tokens
 // (at least one), by up to new_tokens tokens. Returns each row's prompt followed by what
-// was generated. Row b draws from random_generator(seed, first_row + b), so the result
-// does not depend on how rows are batched, nor on the thread count. The prompt plus the
-// new tokens must fit the model's positions.
+// was generated. Row b is row row_numbers[b] of the whole input: it draws from
+// random_generator(seed, row_numbers[b]), so the result does not depend on how rows are
+// batched or ordered, nor on the thread count; errors name it. The prompt plus the new
+// tokens must fit the model's positions.
 std::vector<std::vector<std::int32_t>> generate(gpt2_model& model, const std::int32_t* ids, std::size_t batch,
                                                 std::size_t time, const std::int32_t* lengths,
-                                                const generation_settings& settings, std::size_t first_row);
+                                                const generation_settings& settings,
+                                                std::span<const std::size_t> row_numbers);
 
 // The next token from a row of logits: the largest (ties: the lowest id) when top_k is 1,
 // else drawn from softmax(logits/temperature) over the top_k largest.

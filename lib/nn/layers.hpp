@@ -70,11 +70,16 @@ enum class weight_layout {
 };
 
 struct lora_branch {
+    static constexpr std::size_t every_row = SIZE_MAX;
+
     parameter* a = nullptr;  // A: (r, in)
     parameter* b = nullptr;  // B: (width, r)
     float scale = 1;         // alpha / r, or alpha / √r (rsLoRA)
     float dropout = 0;       // probability of dropping an input element, in training
     std::size_t column = 0;  // first output column the branch adds to
+    // The rows it adds to: every row, or, for one of several adapters serving one batch,
+    // the rows of route number `route` (linear_state::routes).
+    std::size_t route = every_row;
 
     std::size_t rank() const { return a->shape[0]; }
     std::size_t width() const { return b->shape[0]; }
@@ -88,13 +93,23 @@ struct linear {
     std::vector<lora_branch> lora;
 };
 
+// The items of a batch (sequences, images) that one route serves: [begin, end). A batch
+// served by several adapters is put in route order, so that each route's rows follow one
+// another and its branches' products are matrix products over that slice of rows.
+struct item_range {
+    std::size_t begin = 0, end = 0;
+};
+
 // What one call of a linear layer keeps for its backward pass: each LoRA branch's x·Aᵀ,
 // (rows, r), in buffers the caller provides; and the seed of its dropout mask (0: no
 // dropout, as at inference). The mask is recomputed from the seed in the backward pass
-// rather than stored.
+// rather than stored. A routed branch adds only to the rows of its route: items
+// routes[route], each item_rows rows of x (a sequence's tokens, an image's patches).
 struct linear_state {
     std::span<float* const> lora_hidden;
     std::uint64_t dropout_seed = 0;
+    std::span<const item_range> routes = {};
+    std::size_t item_rows = 1;
 };
 
 // x: (rows, in) -> y: (rows, out), rows y_stride apart; y = ... or, with accumulate, y += ...

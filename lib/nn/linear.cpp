@@ -5,6 +5,7 @@
 #include "nn/partition.hpp"
 
 #include <cstring>
+#include <stdexcept>
 
 namespace lowrank {
 namespace {
@@ -50,6 +51,18 @@ const float* branch_input(const linear& layer, const lora_branch& branch, std::s
     return dropped;
 }
 
+// The rows a branch adds to: [first, first + count) of the call's rows.
+struct row_slice {
+    std::size_t first = 0, count = 0;
+};
+
+row_slice branch_rows(const lora_branch& branch, std::size_t rows, const linear_state& state) {
+    if (branch.route == lora_branch::every_row) return {0, rows};
+    if (branch.route >= state.routes.size()) throw std::logic_error("a routed LoRA branch called without its route");
+    const item_range& items = state.routes[branch.route];
+    return {items.begin * state.item_rows, (items.end - items.begin) * state.item_rows};
+}
+
 thread_local std::vector<float> dropped_buffer, hidden_gradient_buffer, input_gradient_buffer;
 
 }  // namespace
@@ -76,15 +89,17 @@ void linear_forward(const linear& layer, const float* x, std::size_t rows, float
     for (std::size_t i = 0; i < layer.lora.size(); ++i) {
         const lora_branch& branch = layer.lora[i];
         const std::size_t rank = branch.rank();
-        const float* input = branch_input(layer, branch, i, x, rows, state, dropped_buffer);
-        float* hidden = state.lora_hidden[i];
-        // hidden = drop(x)·Aᵀ: (rows, r)
-        matmul({.m = rows, .n = rank, .k = layer.in, .a = input, .lda = layer.in, .b = branch.a->value,
+        const auto [first, count] = branch_rows(branch, rows, state);
+        if (count == 0) continue;
+        const float* input = branch_input(layer, branch, i, x + first * layer.in, count, state, dropped_buffer);
+        float* hidden = state.lora_hidden[i] + first * rank;
+        // hidden = drop(x)·Aᵀ: (count, r), on the branch's rows
+        matmul({.m = count, .n = rank, .k = layer.in, .a = input, .lda = layer.in, .b = branch.a->value,
                 .ldb = layer.in, .transpose_b = true, .c = hidden, .ldc = rank});
-        // y[:, slice] += s · hidden·Bᵀ
-        matmul({.m = rows, .n = branch.width(), .k = rank, .a = hidden, .lda = rank, .b = branch.b->value,
-                .ldb = rank, .transpose_b = true, .c = y + branch.column, .ldc = y_stride, .alpha = branch.scale,
-                .beta = 1});
+        // y[rows, slice] += s · hidden·Bᵀ
+        matmul({.m = count, .n = branch.width(), .k = rank, .a = hidden, .lda = rank, .b = branch.b->value,
+                .ldb = rank, .transpose_b = true, .c = y + first * y_stride + branch.column, .ldc = y_stride,
+                .alpha = branch.scale, .beta = 1});
     }
 }
 
@@ -115,34 +130,39 @@ void linear_backward(const linear& layer, const float* x, std::size_t rows, cons
     for (std::size_t i = 0; i < layer.lora.size(); ++i) {
         const lora_branch& branch = layer.lora[i];
         const std::size_t rank = branch.rank(), width = branch.width();
-        const float* dy_slice = dy + branch.column;
-        // g = dy[:, slice]·B: (rows, r), the gradient of the branch's hidden before scaling
-        float* g = scratch(hidden_gradient_buffer, rows * rank);
-        matmul({.m = rows, .n = rank, .k = width, .a = dy_slice, .lda = dy_stride, .b = branch.b->value, .ldb = rank,
-                .c = g, .ldc = rank});
+        // Only the branch's rows: x, dy, dx and the hidden buffer from its first row on.
+        const auto [first, count] = branch_rows(branch, rows, state);
+        if (count == 0) continue;
+        const float* x_rows = x + first * layer.in;
+        const float* dy_slice = dy + first * dy_stride + branch.column;
+        float* dx_rows = dx ? dx + first * layer.in : nullptr;
+        // g = dy[rows, slice]·B: (count, r), the gradient of the branch's hidden before scaling
+        float* g = scratch(hidden_gradient_buffer, count * rank);
+        matmul({.m = count, .n = rank, .k = width, .a = dy_slice, .lda = dy_stride, .b = branch.b->value,
+                .ldb = rank, .c = g, .ldc = rank});
         if (branch.b->gradient)  // dB (width×r) += s · dy_sliceᵀ·hidden
-            matmul({.m = width, .n = rank, .k = rows, .a = dy_slice, .lda = dy_stride, .transpose_a = true,
-                    .b = state.lora_hidden[i], .ldb = rank, .c = branch.b->gradient, .ldc = rank,
+            matmul({.m = width, .n = rank, .k = count, .a = dy_slice, .lda = dy_stride, .transpose_a = true,
+                    .b = state.lora_hidden[i] + first * rank, .ldb = rank, .c = branch.b->gradient, .ldc = rank,
                     .alpha = branch.scale, .beta = 1});
         if (branch.a->gradient) {  // dA (r×in) += s · gᵀ·drop(x)
-            const float* input = branch_input(layer, branch, i, x, rows, state, dropped_buffer);
-            matmul({.m = rank, .n = layer.in, .k = rows, .a = g, .lda = rank, .transpose_a = true, .b = input,
+            const float* input = branch_input(layer, branch, i, x_rows, count, state, dropped_buffer);
+            matmul({.m = rank, .n = layer.in, .k = count, .a = g, .lda = rank, .transpose_a = true, .b = input,
                     .ldb = layer.in, .c = branch.a->gradient, .ldc = layer.in, .alpha = branch.scale, .beta = 1});
         }
-        if (!dx) continue;
+        if (!dx_rows) continue;
         if (!drops(branch, state)) {  // dx += s · g·A
-            matmul({.m = rows, .n = layer.in, .k = rank, .a = g, .lda = rank, .b = branch.a->value, .ldb = layer.in,
-                    .c = dx, .ldc = layer.in, .alpha = branch.scale, .beta = 1});
+            matmul({.m = count, .n = layer.in, .k = rank, .a = g, .lda = rank, .b = branch.a->value, .ldb = layer.in,
+                    .c = dx_rows, .ldc = layer.in, .alpha = branch.scale, .beta = 1});
             continue;
         }
         // dx += mask ⊙ (s · g·A) / (1 − p)
-        float* d_input = scratch(input_gradient_buffer, rows * layer.in);
-        matmul({.m = rows, .n = layer.in, .k = rank, .a = g, .lda = rank, .b = branch.a->value, .ldb = layer.in,
+        float* d_input = scratch(input_gradient_buffer, count * layer.in);
+        matmul({.m = count, .n = layer.in, .k = rank, .a = g, .lda = rank, .b = branch.a->value, .ldb = layer.in,
                 .c = d_input, .ldc = layer.in, .alpha = branch.scale});
-        float* masked = scratch(dropped_buffer, rows * layer.in);
-        apply_dropout(d_input, rows * layer.in, branch.dropout, branch_seed(state.dropout_seed, i), masked);
-        for_rows(rows * layer.in, 1 << 15, [&](std::size_t begin, std::size_t end) {
-            for (std::size_t j = begin; j < end; ++j) dx[j] += masked[j];
+        float* masked = scratch(dropped_buffer, count * layer.in);
+        apply_dropout(d_input, count * layer.in, branch.dropout, branch_seed(state.dropout_seed, i), masked);
+        for_rows(count * layer.in, 1 << 15, [&](std::size_t begin, std::size_t end) {
+            for (std::size_t j = begin; j < end; ++j) dx_rows[j] += masked[j];
         });
     }
 }

@@ -22,6 +22,22 @@ void model::initialize(std::uint64_t seed) {
     if (clip) clip->initialize(seed);
 }
 
+void model::set_routes(std::span<const item_range> routes) {
+    if (gpt2) gpt2->stack().set_routes(routes);
+    if (vit) vit->tower().stack().set_routes(routes);
+    if (clip) {
+        clip->text().stack().set_routes(routes);
+        clip->vision().stack().set_routes(routes);
+    }
+}
+
+std::vector<parameter*> model::head_parameters() {
+    std::vector<parameter*> head;
+    for (std::string_view name : {"score.weight", "classifier.weight", "classifier.bias"})
+        if (parameter* p = parameters().find(name)) head.push_back(p);
+    return head;
+}
+
 namespace {
 
 void add_layers(transformer_stack& stack, std::map<std::string, linear*>& layers) {

@@ -9,6 +9,7 @@
 
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,11 @@ struct model {
     parameter_set& parameters();
     // Hugging Face's initialisation of the architecture, seeded.
     void initialize(std::uint64_t seed);
+    // Routes for every transformer stack of the model (transformer_stack::set_routes).
+    void set_routes(std::span<const item_range> routes);
+    // The parameters of the classification head, which reads the pooled features (gpt2's
+    // score, vit's classifier): none for a language model or clip.
+    std::vector<parameter*> head_parameters();
 
     model_config config;
     std::unique_ptr<gpt2_model> gpt2;  // exactly one of the three is set

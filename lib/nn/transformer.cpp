@@ -106,9 +106,19 @@ void transformer_stack::allocate(std::size_t batch, std::size_t time, bool train
         take(a.hidden, rows * inner);
         if (keep_all || keeps_input(block.fc2)) take(a.activated, rows * inner);
         if (!options_.pre_norm) take(a.mlp_sum, rows * C);
-        for (linear* layer : block.linears()) {
-            auto& branches = a.lora.emplace_back(layer->lora.size(), nullptr);
-            for (std::size_t b = 0; b < branches.size(); ++b) take(branches[b], rows * layer->lora[b].rank());
+        // In inference one set of buffers serves every block: the largest rank any block
+        // has at each branch (an adapter may leave out some layers).
+        auto blocks_served = training ? std::span(blocks_).subspan(i, 1) : std::span(blocks_);
+        auto linears = block.linears();
+        for (std::size_t l = 0; l < linears.size(); ++l) {
+            std::vector<std::size_t> ranks;
+            for (transformer_block& served : blocks_served) {
+                const auto& branches = served.linears()[l]->lora;
+                ranks.resize(std::max(ranks.size(), branches.size()), 0);
+                for (std::size_t b = 0; b < branches.size(); ++b) ranks[b] = std::max(ranks[b], branches[b].rank());
+            }
+            auto& buffers = a.lora.emplace_back(ranks.size(), nullptr);
+            for (std::size_t b = 0; b < ranks.size(); ++b) take(buffers[b], rows * ranks[b]);
         }
     }
     outputs_.assign(layers + 1, nullptr);
@@ -147,11 +157,12 @@ const float* transformer_stack::forward(const std::int32_t* lengths, std::uint64
 
 namespace {
 
-// The LoRA state of linear `index` of a block: its hidden buffers and its dropout seed.
+// The LoRA state of linear `index` of a block: its hidden buffers, its dropout seed, and
+// the routes of the batch's items (`time` rows each).
 linear_state lora_state(const std::vector<std::vector<float*>>& lora, std::size_t block, std::size_t index,
-                        std::uint64_t seed) {
+                        std::uint64_t seed, std::span<const item_range> routes, std::size_t time) {
     std::uint64_t mixed = seed == 0 ? 0 : seed ^ (0x9E3779B97F4A7C15ull * (block * 16 + index + 1));
-    return {lora[index], mixed};
+    return {lora[index], mixed, routes, time};
 }
 
 }  // namespace
@@ -160,7 +171,9 @@ void transformer_stack::forward_block(std::size_t index, const float* x, float* 
     transformer_block& block = blocks_[index];
     block_activations& a = activations_[training_ ? index : 0];
     const std::size_t rows = batch_ * time_, C = config_.width, inner = config_.inner;
-    auto state = [&](std::size_t linear_index) { return lora_state(a.lora, index, linear_index, dropout_seed_); };
+    auto state = [&](std::size_t linear_index) {
+        return lora_state(a.lora, index, linear_index, dropout_seed_, routes_, time_);
+    };
     const std::size_t output_index = block.fused() ? 1 : 3;  // linears(): qkv or q,k,v first
     attention_shape shape{batch_, time_, config_.heads, config_.head_dim(), options_.causal, lengths_,
                           1.0f / std::sqrt(static_cast<float>(config_.head_dim()))};
@@ -241,7 +254,9 @@ void transformer_stack::backward_block(std::size_t index, float* d, bool input_g
     block_activations& a = activations_[index];
     const float* x = outputs_[index];
     const std::size_t rows = batch_ * time_, C = config_.width, inner = config_.inner;
-    auto state = [&](std::size_t linear_index) { return lora_state(a.lora, index, linear_index, dropout_seed_); };
+    auto state = [&](std::size_t linear_index) {
+        return lora_state(a.lora, index, linear_index, dropout_seed_, routes_, time_);
+    };
     const std::size_t output_index = block.fused() ? 1 : 3;
     attention_shape shape{batch_, time_, config_.heads, config_.head_dim(), options_.causal, lengths_,
                           1.0f / std::sqrt(static_cast<float>(config_.head_dim()))};

@@ -17,6 +17,7 @@
 #include "nn/layers.hpp"
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,11 @@ public:
     // added.
     void backward(float* d_output, bool input_gradient = true);
 
+    // Several adapters serving one batch: a routed LoRA branch (lora_branch::route) adds
+    // only to the items of the batch routes[route] covers, in every later pass (forward,
+    // backward, decode) until routes change. Empty: no routes.
+    void set_routes(std::span<const item_range> routes) { routes_.assign(routes.begin(), routes.end()); }
+
     // Incremental decoding (causal stacks, inference): one new token per row at a time,
     // attending to the keys and values the cache holds for the row's earlier positions.
     // Start with an empty cache for (batch, capacity positions); then, per step, write the
@@ -114,6 +120,7 @@ private:
     bool training_ = false;
     const std::int32_t* lengths_ = nullptr;
     std::uint64_t dropout_seed_ = 0;
+    std::vector<item_range> routes_;
     kv_cache* cache_ = nullptr;                 // while decoding
     const std::int32_t* positions_ = nullptr;  // while decoding
     // Gradient scratch for the backward pass: (rows, max(C, inner)), (rows, C), (rows, 3C).

@@ -164,8 +164,12 @@ const float* vit_model::forward(const float* patches, std::size_t batch, bool tr
     batch_ = batch;
     pooled_ = tower_.forward(patches, batch, training);
     float* logits = sized(logits_, batch * classifier_.out);
-    linear_forward(classifier_, pooled_, batch, logits, classifier_.out, false, {});
+    head_forward(pooled_, batch, logits);
     return logits;
+}
+
+void vit_model::head_forward(const float* pooled, std::size_t batch, float* logits) const {
+    linear_forward(classifier_, pooled, batch, logits, classifier_.out, false, {});
 }
 
 void vit_model::backward(const float* d_logits) {

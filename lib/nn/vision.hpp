@@ -75,6 +75,10 @@ public:
 
     // patches: (batch, N, C·P·P) -> logits: (batch, labels), valid until the next forward().
     const float* forward(const float* patches, std::size_t batch, bool training);
+    // The tower's pooled features of the last forward(): (batch, D).
+    const float* pooled() const { return pooled_; }
+    // The classifier alone: pooled (batch, D) -> logits (batch, labels), written.
+    void head_forward(const float* pooled, std::size_t batch, float* logits) const;
     // d_logits: (batch, labels).
     void backward(const float* d_logits);
 

@@ -4,6 +4,7 @@
 #include "nn/lora.hpp"
 #include "peft/base_model.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
 #include <memory>
@@ -45,7 +46,8 @@ void check_shape(const adapter& source, const tensor_info& tensor, const paramet
 }  // namespace
 
 std::vector<const parameter*> attach_adapter(const adapter& source, parameter_set& parameters,
-                                             const std::map<std::string, linear*>& layers, const std::string& tag) {
+                                             const std::map<std::string, linear*>& layers, const std::string& tag,
+                                             std::size_t route, std::span<parameter* const> head) {
     const std::string& path = source.path();
     if (!source.problems().empty()) throw error_in(path, source.problems().front());
     if (source.kind() == adapter::format::trained_tensors && method_adds_modules(source.method()))
@@ -68,16 +70,27 @@ std::vector<const parameter*> attach_adapter(const adapter& source, parameter_se
         lora_branch& branch = add_lora(parameters, {layer, 0, layer->out, tag},
                                        {.rank = static_cast<std::size_t>(pair.rank), .alpha = 1});
         branch.scale = static_cast<float>(pair.scale);
+        branch.route = route;
         declared.insert(declared.end(), {branch.a, branch.b});
     }
-    for (const full_tensor& tensor : source.full_tensors())
-        if (!find_parameter(parameters, tensor.name))
+    for (const full_tensor& tensor : source.full_tensors()) {
+        parameter* target = find_parameter(parameters, tensor.name);
+        if (!target)
             throw error_in(source.weights().path(),
                            fmt::format("tensor '{}' replaces no parameter of the model", tensor.tensor->name));
+        if (route != lora_branch::every_row && std::find(head.begin(), head.end(), target) == head.end())
+            throw error_in(source.weights().path(),
+                           fmt::format("tensor '{}' replaces '{}', which cannot change from row to row of a batch "
+                                       "(only LoRA matrices and a classification head can): merge it into the "
+                                       "model, or apply it to every row",
+                                       tensor.tensor->name, target->name));
+    }
     return declared;
 }
 
-void load_adapter(const adapter& source, parameter_set& parameters, const std::string& tag) {
+namespace {
+
+void load_lora(const adapter& source, parameter_set& parameters, const std::string& tag) {
     if (!parameters.allocated()) throw std::logic_error("load_adapter before allocate()");
     for (const lora_pair& pair : source.lora()) {
         for (auto [matrix, tensor] : {std::pair{"A", pair.a}, std::pair{"B", pair.b}}) {
@@ -88,15 +101,46 @@ void load_adapter(const adapter& source, parameter_set& parameters, const std::s
             std::copy(values.begin(), values.end(), target->value);
         }
     }
+}
+
+std::vector<replacement> read_replacements(const adapter& source, parameter_set& parameters) {
+    std::vector<replacement> replacements;
     for (const full_tensor& tensor : source.full_tensors()) {
         parameter* target = find_parameter(parameters, tensor.name);
         check_shape(source, *tensor.tensor, *target);
-        auto values = std::make_shared<std::vector<float>>(finite_values(source, *tensor.tensor));
-        if (target->trainable)
-            std::copy(values->begin(), values->end(), target->value);
-        else  // it may alias the base checkpoint's read-only mapping: point it at values of its own
-            parameters.alias(*target, values->data(), values);
+        replacements.push_back({target, std::make_shared<std::vector<float>>(finite_values(source, *tensor.tensor))});
     }
+    return replacements;
+}
+
+}  // namespace
+
+void load_adapter(const adapter& source, parameter_set& parameters, const std::string& tag) {
+    load_lora(source, parameters, tag);
+    for (const replacement& tensor : read_replacements(source, parameters)) {
+        if (tensor.target->trainable)
+            std::copy(tensor.values->begin(), tensor.values->end(), tensor.target->value);
+        else  // it may alias the base checkpoint's read-only mapping: point it at values of its own
+            parameters.alias(*tensor.target, tensor.values->data(), tensor.values);
+    }
+}
+
+std::vector<replacement> load_routed_adapter(const adapter& source, parameter_set& parameters,
+                                             const std::string& tag) {
+    load_lora(source, parameters, tag);
+    return read_replacements(source, parameters);
+}
+
+replacement_scope::replacement_scope(std::span<const replacement> replacements) {
+    for (const replacement& tensor : replacements) {
+        if (tensor.target->trainable) throw std::logic_error("replacement_scope on a trainable parameter");
+        saved_.emplace_back(tensor.target, tensor.target->value);
+        tensor.target->value = const_cast<float*>(tensor.values->data());
+    }
+}
+
+replacement_scope::~replacement_scope() {
+    for (auto [target, value] : saved_) target->value = value;
 }
 
 }  // namespace lowrank

@@ -8,6 +8,8 @@
 #include "peft/adapter.hpp"
 
 #include <map>
+#include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -21,11 +23,41 @@ namespace lowrank {
 // or initialisations lora_config_refusals names, the adapter's problems(), a module with no
 // layer, shapes that do not fit; and trained-tensor methods that add modules. Returns the
 // declared parameters.
+//
+// A routed adapter, one of several serving one batch, gets route number `route`: its
+// branches add only to the rows of that route (lora_branch::route), and its whole tensors,
+// which can then only be applied per row where the model computes them per row, must
+// replace parameters of `head` (model::head_parameters); others are refused by name.
 std::vector<const parameter*> attach_adapter(const adapter& source, parameter_set& parameters,
-                                             const std::map<std::string, linear*>& layers, const std::string& tag);
+                                             const std::map<std::string, linear*>& layers, const std::string& tag,
+                                             std::size_t route = lora_branch::every_row,
+                                             std::span<parameter* const> head = {});
+
+// A tensor an adapter trained in full, for the parameter it replaces.
+struct replacement {
+    parameter* target = nullptr;
+    std::shared_ptr<const std::vector<float>> values;
+};
 
 // After allocation, and after the base model is loaded: fills the branches attach_adapter
 // declared and replaces parameters with the adapter's whole tensors.
 void load_adapter(const adapter& source, parameter_set& parameters, const std::string& tag);
+// The same for a routed adapter, whose whole tensors are returned rather than applied: the
+// caller swaps them in for the adapter's rows (replacement_scope).
+std::vector<replacement> load_routed_adapter(const adapter& source, parameter_set& parameters,
+                                             const std::string& tag);
+
+// While alive, each replacement's parameter reads the replacement's values; the values it
+// read before come back at the end of the scope. For one route's rows of a batch.
+class replacement_scope {
+public:
+    explicit replacement_scope(std::span<const replacement> replacements);
+    ~replacement_scope();
+    replacement_scope(const replacement_scope&) = delete;
+    replacement_scope& operator=(const replacement_scope&) = delete;
+
+private:
+    std::vector<std::pair<parameter*, float*>> saved_;
+};
 
 }  // namespace lowrank

@@ -154,6 +154,8 @@ struct linear_case {
     bool bias;
     std::vector<std::size_t> branch_columns;  // one LoRA branch per entry, 4 columns wide
     float dropout;
+    std::vector<std::size_t> branch_routes = {};  // per branch (none: every row)
+    std::vector<item_range> routes = {};          // items of 3 rows each
 };
 
 void check_linear(const linear_case& setup) {
@@ -170,7 +172,14 @@ void check_linear(const linear_case& setup) {
         std::string name = "lora" + std::to_string(i);
         layer.lora.push_back({&set.add(name + ".A", {rank, in}), &set.add(name + ".B", {width, rank}), 0.75f,
                               setup.dropout, setup.branch_columns[i]});
+        if (!setup.branch_routes.empty()) layer.lora.back().route = setup.branch_routes[i];
     }
+    const std::size_t item_rows = 3;
+    auto adds_to = [&](const lora_branch& branch, std::size_t row) {
+        if (branch.route == lora_branch::every_row) return true;
+        const item_range& items = setup.routes[branch.route];
+        return row / item_rows >= items.begin && row / item_rows < items.end;
+    };
     for (parameter& p : set) p.trainable = true;
     set.allocate();
     std::uint64_t seed = 10;
@@ -179,7 +188,7 @@ void check_linear(const linear_case& setup) {
     std::vector<std::vector<float>> hidden(layer.lora.size(), std::vector<float>(rows * rank));
     std::vector<float*> hidden_pointers;
     for (auto& h : hidden) hidden_pointers.push_back(h.data());
-    linear_state state{hidden_pointers, setup.dropout > 0 ? 1234u : 0u};
+    linear_state state{hidden_pointers, setup.dropout > 0 ? 1234u : 0u, setup.routes, item_rows};
 
     // Forward against a plain loop (without dropout: the mask is checked by the gradients).
     std::vector<float> y(rows * out);
@@ -195,7 +204,7 @@ void check_linear(const linear_case& setup) {
                     sum += static_cast<double>(x[r * in + i]) * w;
                 }
                 for (const lora_branch& branch : layer.lora) {
-                    if (o < branch.column || o >= branch.column + width) continue;
+                    if (o < branch.column || o >= branch.column + width || !adds_to(branch, r)) continue;
                     for (std::size_t k = 0; k < rank; ++k) {
                         double ax = 0;
                         for (std::size_t i = 0; i < in; ++i) ax += static_cast<double>(branch.a->value[k * in + i]) * x[r * in + i];
@@ -234,6 +243,23 @@ TEST_CASE("linear: nn.Linear and Conv1D layouts, bias, LoRA branches on output s
     }
     SUBCASE("LoRA on nn.Linear, overlapping branches") { check_linear({weight_layout::out_in, true, {2, 4}, 0}); }
     SUBCASE("LoRA with dropout") { check_linear({weight_layout::out_in, true, {0}, 0.3f}); }
+    SUBCASE("routed branches: each on its items' rows, one on every row, one route empty") {
+        check_linear({weight_layout::in_out, true, {0, 8, 4, 2}, 0, {1, 0, lora_branch::every_row, 2},
+                      {{0, 1}, {1, 3}, {2, 2}}});
+    }
+    SUBCASE("routed branches with dropout") {
+        check_linear({weight_layout::out_in, false, {0, 4}, 0.3f, {0, 1}, {{0, 2}, {2, 3}}});
+    }
+}
+
+TEST_CASE("linear: a routed branch called without routes is a logic error") {
+    parameter_set set;
+    linear layer{&set.add("w", {2, 2}), nullptr, 2, 2, weight_layout::out_in, {}};
+    layer.lora.push_back({&set.add("A", {1, 2}), &set.add("B", {2, 1}), 1, 0, 0, 0});
+    set.allocate();
+    std::vector<float> x(4, 1.0f), y(4), hidden(2);
+    float* hidden_pointer = hidden.data();
+    CHECK_THROWS_AS(linear_forward(layer, x.data(), 2, y.data(), 2, false, {{&hidden_pointer, 1}}), std::logic_error);
 }
 
 TEST_CASE("linear: a frozen weight gets no gradient, dx is optional") {
