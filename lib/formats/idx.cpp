@@ -137,8 +137,11 @@ std::vector<std::int64_t> read_idx_labels(const std::string& path) {
         throw error_in(path, "labels must be integers, not floating point");
     std::size_t size = dtype_size(reader.type());
     std::vector<std::byte> record(size);
-    std::vector<std::int64_t> labels(reader.record_count());
-    for (auto& label : labels) {
+    // Grown as records arrive, not sized from the header: a header may claim billions of
+    // labels, and memory must follow the data that is really there.
+    std::vector<std::int64_t> labels;
+    labels.reserve(std::min<std::size_t>(reader.record_count(), std::size_t{1} << 20));
+    for (std::size_t i = 0; i < reader.record_count(); ++i) {
         reader.read_record(record);
         std::int64_t value = 0;
         for (std::byte byte : record) value = (value << 8) | std::to_integer<std::int64_t>(byte);
@@ -146,7 +149,7 @@ std::vector<std::int64_t> read_idx_labels(const std::string& path) {
             int shift = 64 - 8 * static_cast<int>(size);
             value = static_cast<std::int64_t>(static_cast<std::uint64_t>(value) << shift) >> shift;
         }
-        label = value;
+        labels.push_back(value);
     }
     return labels;
 }

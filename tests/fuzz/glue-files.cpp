@@ -3,27 +3,17 @@
 #include "core/error.hpp"
 #include "metrics/glue.hpp"
 
+#include "scratch_file.hpp"
+
 #include <cstddef>
 #include <cstdint>
-#include <fstream>
-#include <string>
-#include <unistd.h>
-
-namespace {
-
-std::string scratch_file(const char* name, std::string_view contents) {
-    std::string path = "/dev/shm/lowrank-fuzz-" + std::to_string(::getpid()) + "-" + name;
-    std::ofstream(path, std::ios::binary) << contents;
-    return path;
-}
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    std::string_view input(reinterpret_cast<const char*>(data), size);
-    std::size_t split = input.find('\0');
-    std::string gold = scratch_file("gold", input.substr(0, split));
-    std::string predicted = scratch_file("pred", split == std::string_view::npos ? "" : input.substr(split + 1));
+    auto [gold_text, predicted_text] =
+        split_at_nul(std::string_view(reinterpret_cast<const char*>(data), size));
+    scratch_file gold_file("gold", gold_text), predicted_file("pred", predicted_text);
+    const std::string& gold = gold_file.path();
+    const std::string& predicted = predicted_file.path();
     using namespace lowrank;
     auto attempt = [](auto&& read) {
         try {
@@ -38,7 +28,5 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     attempt([&] { return read_generic_rows({gold, "2"}, {predicted, "prediction"}, false, true, "1"); });
     for (const char* task : {"cola", "stsb", "mnli-m"})
         attempt([&] { return read_task_rows(*find_glue_task(task), gold, predicted); });
-    ::unlink(gold.c_str());
-    ::unlink(predicted.c_str());
     return 0;
 }

@@ -4,6 +4,7 @@ so that the fuzzer starts from the formats' real structure.
 
     python3 tests/fuzz/make-seeds.py
 """
+import gzip
 import json
 import os
 import shutil
@@ -63,3 +64,40 @@ seeds = folder("image")
 for name in ("rgb.png", "la.png", "palette.png", "rgb16.png", "palette.gif", "rgb.bmp", "rgb.tga", "gray.pgm",
              "gray.jpg", "cmyk.jpg", "truncated.jpg"):
     shutil.copy(os.path.join(DATA, "image", name), os.path.join(seeds, name))
+
+seeds = folder("idx")
+images = struct.pack(">BBBB3I", 0, 0, 0x08, 3, 2, 4, 4) + bytes(range(32))
+labels = struct.pack(">BBBBI", 0, 0, 0x08, 1, 2) + bytes([3, 7])
+floats = struct.pack(">BBBB2I", 0, 0, 0x0D, 2, 1, 2) + struct.pack(">2f", 0.5, -1)
+for name, contents in (("images", images), ("labels", labels), ("floats", floats),
+                       ("images.gz", gzip.compress(images, mtime=0))):
+    with open(os.path.join(seeds, name), "wb") as f:
+        f.write(contents)
+
+seeds = folder("adapter-config")
+for name in ("peft/gpt2-rslora", "peft/vit-lora", "nn/adapter-lm"):
+    shutil.copy(os.path.join(DATA, name, "adapter_config.json"), os.path.join(seeds, name.replace("/", "-")))
+
+seeds = folder("shard-index")
+shutil.copy(os.path.join(DATA, "peft", "clip-sharded", "model.safetensors.index.json"), os.path.join(seeds, "clip"))
+
+seeds = folder("model-config")
+shutil.copy(os.path.join(DATA, "peft", "gpt2", "config.json"), os.path.join(seeds, "gpt2"))
+shutil.copy(os.path.join(DATA, "peft", "clip-sharded", "config.json"), os.path.join(seeds, "clip"))
+
+seeds = folder("bpe-files")
+clip = os.path.join(DATA, "bpe", "clip")
+with open(os.path.join(clip, "vocab.json"), "rb") as v, open(os.path.join(clip, "merges.txt"), "rb") as m:
+    vocab, merges = v.read(), m.read()
+with open(os.path.join(seeds, "vocab-merges"), "wb") as f:
+    f.write(vocab[:3000] + b"\0" + merges[:1500])
+shutil.copy(os.path.join(clip, "tokenizer.json"), os.path.join(seeds, "tokenizer.json"))
+with open(os.path.join(seeds, "tiktoken"), "wb") as f:
+    f.write(b"IQ== 0\nIg== 1\nIyM= 2\nJCQk 3\n")
+
+seeds = folder("bpe-ids")
+with open(os.path.join(seeds, "text"), "wb") as f:
+    f.write(b"31373 995\n15496 995\n\n50256\n")
+shutil.copy(os.path.join(DATA, "formats", "i4-3x1x2.npy"), os.path.join(seeds, "npy"))
+with open(os.path.join(seeds, "u16"), "wb") as f:
+    f.write(struct.pack("<4H", 1, 2, 50256, 7))
