@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """make-route-adapters.py FOLDER: writes PEFT-layout LoRA adapters for the tiny models of
 tests/data/nn into FOLDER, for the tests of lora-predict with several adapters in one batch
-(tests/e2e/lora-predict-routes.sh). Each model gets adapters on different module sets with
+(tests/e2e/lora-predict-routes.sh; bench/lora-predict-routes.sh makes its own with
+adapter()). Each model gets adapters on different module sets with
 different ranks, scales and, for classifiers, a head of their own in modules_to_save, as
 PEFT's save_pretrained writes them (adapter_config.json + adapter_model.safetensors with
 "base_model.model." keys; A [r, in] and B [out, r] in Linear orientation, Conv1D included).
@@ -14,7 +15,12 @@ import random
 import struct
 import sys
 
-GPT2 = {"c_attn": (32, 96), "attn.c_proj": (32, 32), "c_fc": (32, 128), "mlp.c_proj": (128, 32)}
+def gpt2_shapes(width):
+    """(in, out) of GPT-2's adapted modules."""
+    return {"c_attn": (width, 3 * width), "attn.c_proj": (width, width), "c_fc": (width, 4 * width),
+            "mlp.c_proj": (4 * width, width)}
+
+
 GPT2_MODULES = {"c_attn": "attn.c_attn", "attn.c_proj": "attn.c_proj", "c_fc": "mlp.c_fc",
                 "mlp.c_proj": "mlp.c_proj"}
 
@@ -74,8 +80,9 @@ def adapter(folder, name, modules, r, alpha, seed, fan_in_fan_out, rslora=False,
     write_safetensors(os.path.join(path, "adapter_model.safetensors"), tensors)
 
 
-def gpt2_modules(names, layers=(0, 1)):
-    return [(f"transformer.h.{layer}.{GPT2_MODULES[name]}", GPT2[name]) for layer in layers for name in names]
+def gpt2_modules(names, layers=(0, 1), width=32):
+    shapes = gpt2_shapes(width)
+    return [(f"transformer.h.{layer}.{GPT2_MODULES[name]}", shapes[name]) for layer in layers for name in names]
 
 
 def clip_modules(tower, names, width, inner, layers=(0, 1)):
@@ -110,4 +117,5 @@ def main():
             clip_modules("text_model", ["out_proj"], 32, 48, layers=(1,)), 5, 10, 10, False)
 
 
-main()
+if __name__ == "__main__":
+    main()
