@@ -5,6 +5,7 @@
 #include "core/input.hpp"
 #include "core/output.hpp"
 #include "core/text.hpp"
+#include "core/memory.hpp"
 #include "nn/model.hpp"
 
 #include <fmt/format.h>
@@ -81,6 +82,15 @@ void initialize_model(const command_line& cli, const settings& options) {
         throw;
     }
     model created(parsed);
+    double count = 0;  // in floating point: absurd widths must not wrap around
+    for (const auto& p : created.parameters()) {
+        double elements = 1;
+        for (std::size_t dimension : p.shape) elements *= static_cast<double>(dimension);
+        count += elements;
+    }
+    check_fits_in_memory(4 * count, fmt::format("{}: a model of {:.3g} parameters",
+                                                options.config_path.empty() ? "the configuration" : options.config_path,
+                                                count));
     created.parameters().allocate();
     created.initialize(cli.common().seed);
     output_stream out(cli.common().output, output_kind::binary);

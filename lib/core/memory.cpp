@@ -1,6 +1,10 @@
 #include "core/memory.hpp"
 
+#include "core/error.hpp"
+
 #include <cstdlib>
+#include <fmt/format.h>
+#include <unistd.h>
 #include <sys/mman.h>
 
 namespace lowrank {
@@ -24,5 +28,13 @@ void* allocate_large(std::size_t bytes) {
 }
 
 void free_large(void* pointer) noexcept { std::free(pointer); }
+
+void check_fits_in_memory(double bytes, std::string_view what) {
+    double memory = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGE_SIZE));
+    constexpr double gibibyte = 1024.0 * 1024 * 1024;
+    if (memory > 0 && bytes > memory)
+        throw error(fmt::format("{} needs {:.0f} GiB, more than this machine's {:.0f} GiB of memory", what,
+                                bytes / gibibyte, memory / gibibyte));
+}
 
 }  // namespace lowrank

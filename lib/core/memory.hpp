@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <new>
+#include <string_view>
 #include <vector>
 
 namespace lowrank {
@@ -13,6 +14,13 @@ namespace lowrank {
 // Memory for `bytes`, 64-byte aligned; huge-page backed when it is at least 2 MiB.
 void* allocate_large(std::size_t bytes);
 void free_large(void* pointer) noexcept;
+
+// Throws lowrank::error when `bytes` exceed this machine's physical memory, for sizes that
+// come from what a file claims (a config's layer widths): a clear message instead of an
+// allocation failure or the kernel's out-of-memory killer. `what` names what needs them:
+// "config.json: a model of 1.2e12 parameters" gives "... needs 4470 GiB, more than this
+// machine's 24 GiB of memory".
+void check_fits_in_memory(double bytes, std::string_view what);
 
 template <class T>
 struct large_allocator {

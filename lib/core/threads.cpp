@@ -43,16 +43,16 @@ void parallel_for(std::size_t count, const std::function<void(std::size_t, std::
         if (count > 0) body(0, count);
         return;
     }
-    std::exception_ptr failure;
-    std::mutex failure_mutex;
+    // One slot per range: the failure reported is that of the first range, whichever
+    // thread failed first, so the same input always gives the same message.
+    std::vector<std::exception_ptr> failures(workers);
     auto run_range = [&](std::size_t worker) {
         std::size_t begin = count * worker / workers, end = count * (worker + 1) / workers;
         inside_parallel_for = true;
         try {
             body(begin, end);
         } catch (...) {
-            std::lock_guard lock(failure_mutex);
-            if (!failure) failure = std::current_exception();
+            failures[worker] = std::current_exception();
         }
         inside_parallel_for = false;
     };
@@ -60,7 +60,8 @@ void parallel_for(std::size_t count, const std::function<void(std::size_t, std::
     for (std::size_t worker = 1; worker < workers; ++worker) threads.emplace_back(run_range, worker);
     run_range(0);
     for (auto& thread : threads) thread.join();
-    if (failure) std::rethrow_exception(failure);
+    for (const auto& failure : failures)
+        if (failure) std::rethrow_exception(failure);
 }
 
 namespace {

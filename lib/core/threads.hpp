@@ -16,7 +16,8 @@ int thread_count();
 // Calls body(begin, end) on disjoint consecutive ranges covering [0, count), one range per
 // thread, on up to thread_count() threads. The split depends only on count and the thread
 // count, so results that are combined in range order are reproducible.
-// The first exception thrown by any range is rethrown here.
+// If ranges throw, the exception of the first of them (in range order, whatever the
+// timing) is rethrown here.
 void parallel_for(std::size_t count, const std::function<void(std::size_t begin, std::size_t end)>& body);
 
 // Streams items 0 .. count-1 through up to thread_count() workers and hands them back in

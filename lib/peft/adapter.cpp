@@ -5,6 +5,7 @@
 #include "core/output.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fmt/format.h>
 #include <map>
@@ -231,6 +232,14 @@ void save_trained_tensors(const std::string& path, std::string_view method, cons
     output_stream out(path, output_kind::binary);
     write_safetensors(out, tensors, metadata);
     out.commit();
+}
+
+std::optional<std::string> adapter::non_finite(const tensor_info& tensor, const std::vector<float>& values) {
+    for (std::size_t i = 0; i < values.size(); ++i)
+        if (!std::isfinite(values[i]))
+            return fmt::format("tensor '{}' holds {} at element {}", tensor.name,
+                               std::isnan(values[i]) ? "NaN" : "an infinity", i);
+    return std::nullopt;
 }
 
 }  // namespace lowrank

@@ -86,6 +86,8 @@ public:
     // A tensor's elements as float32. The file is mapped lazily (adapters can be large):
     // weights().release(tensor) gives a tensor's pages back once it is read.
     std::vector<float> to_float(const tensor_info& tensor) const { return weights_.to_float(tensor); }
+    // Where a tensor's values are not finite: "tensor 'x' holds NaN at element 7", or nothing.
+    static std::optional<std::string> non_finite(const tensor_info& tensor, const std::vector<float>& values);
 
 private:
     void read_peft_tensors();

@@ -30,9 +30,7 @@ parameter* find_parameter(parameter_set& parameters, const std::string& name) {
 // The tensor's values as float32, refusing NaN and infinities.
 std::vector<float> finite_values(const adapter& source, const tensor_info& tensor) {
     std::vector<float> values = source.to_float(tensor);
-    if (auto bad = first_non_finite(values.data(), values.size()))
-        throw error_in(source.weights().path(), fmt::format("tensor '{}' holds {} at element {}", tensor.name,
-                                                            std::isnan(values[*bad]) ? "NaN" : "an infinity", *bad));
+    if (auto problem = adapter::non_finite(tensor, values)) throw error_in(source.weights().path(), *problem);
     return values;
 }
 

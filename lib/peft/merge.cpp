@@ -106,10 +106,10 @@ bool planner::plan_lora(std::size_t number, const lora_pair& pair, std::set<std:
         if (expected.size() == 2 && weight.shape == std::vector<std::uint64_t>{expected[1], expected[0]})
             hint = fmt::format(" (it would fit {}: is fan_in_fan_out right for this base?)",
                                flip ? "[out, in]" : "[in, out]");
-        problem(number, fmt::format("module '{}': B A is {} ({}), base tensor '{}' is {}{}", pair.module,
+        problem(number, fmt::format("module '{}': B A is {} ({}), base tensor '{}' in {} is {}{}", pair.module,
                                     shape_text({pair.delta_rows(), pair.delta_columns()}),
                                     flip ? "added transposed" : "added as it is", where->name,
-                                    shape_text(weight.shape), hint));
+                                    base_.files()[where->start->file].path(), shape_text(weight.shape), hint));
     } else {
         double sign = options_.unmerge ? -1 : 1;
         float factor = static_cast<float>(sign * adapters_[number].weight * pair.scale);
@@ -167,6 +167,11 @@ void planner::plan_adapter(std::size_t number) {
         problem(number, fmt::format("unknown {} '{}' (full, top2 and bitfit merge)", method_metadata_key, source.method()));
         return;
     }
+    // Adapters are small: every value is checked, so that NaN or an infinity never ends up
+    // silently in a merged model.
+    for (const auto& tensor : source.weights().tensors())
+        if (converts_to_float(tensor.type))
+            if (auto where = adapter::non_finite(tensor, source.to_float(tensor))) problem(number, *where);
     const auto& model_type = plan_.architecture.model_type;
     if (source.base_model_type() && model_type && *source.base_model_type() != *model_type)
         problem(number, fmt::format("made for a {} model, but the base is a {} model ({})", *source.base_model_type(),
@@ -190,7 +195,8 @@ void planner::plan_adapter(std::size_t number) {
                                     targets, base_.path(), missing.front(),
                                     base_.files().front().tensors().empty() ? "" : base_.files().front().tensors().front().name));
     } else {
-        for (const auto& name : missing) problem(number, fmt::format("{}: the base has no tensor for it", name));
+        for (const auto& name : missing)
+            problem(number, fmt::format("{}: the base {} has no tensor for it", name, base_.path()));
     }
     if (!orientation_overrides.empty())
         plan_.warnings.push_back(fmt::format(

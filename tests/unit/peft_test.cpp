@@ -365,10 +365,11 @@ TEST_CASE("plan_merge: every mismatch reported by name in one error") {
     });
     CHECK(message.starts_with("3 problems: tests/data/peft/gpt2-wrong-rank: module 'transformer.h.0.attn.c_attn': "
                               "wrong rank: lora_A has rank 4 but lora_B has rank 3; "));
-    CHECK(message.find("tests/data/peft/gpt2-missing: module 'transformer.h.7.attn.c_attn': the base has no tensor for it") !=
+    CHECK(message.find("tests/data/peft/gpt2-missing: module 'transformer.h.7.attn.c_attn': the base "
+                       "tests/data/peft/gpt2/model.safetensors has no tensor for it") !=
           std::string::npos);
     CHECK(message.find("tests/data/peft/gpt2-wrong-shape: module 'transformer.h.0.attn.c_attn': B A is [48, 20] (added "
-                       "transposed), base tensor 'h.0.attn.c_attn.weight' is [16, 48]") != std::string::npos);
+                       "transposed), base tensor 'h.0.attn.c_attn.weight' in tests/data/peft/gpt2/model.safetensors is [16, 48]") != std::string::npos);
 
     std::string architecture = error_of([&] { plan_merge(gpt2, adapters_of({{"vit-lora", 1}}), {}); });
     CHECK(architecture.starts_with("2 problems: tests/data/peft/vit-lora: made for a vit model, but the base is a gpt2 model"));
