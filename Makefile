@@ -30,7 +30,8 @@ ALL_CXXFLAGS := -std=c++20 -pthread -fopenmp-simd $(WARNINGS) $(CXXFLAGS) $(SANI
 
 # Debian packages: to build, to run the tests, to run the demo, to run the benchmarks, to fuzz.
 DEPS_BUILD := g++ make libopenblas-dev libboost-program-options-dev libfmt-dev \
-	doctest-dev libstb-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev zlib1g-dev libjpeg62-turbo-dev
+	doctest-dev libstb-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev zlib1g-dev libjpeg62-turbo-dev \
+	libdnnl-dev
 DEPS_CHECK := mandoc python3 nodejs dataset-fashion-mnist python3-numpy
 DEPS_DEMO := fortunes
 DEPS_BENCH := python3-numpy python3-scipy python3-sklearn bc python3-torch nodejs sentencepiece time \

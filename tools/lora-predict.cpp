@@ -72,11 +72,7 @@ input_rows read_input(const std::string& path) {
 void check_patches(const input_rows& input, const vision_tower_config& vision) {
     if (input.patches.empty())
         throw error_in(input.path, "holds token ids; this model's vision tower takes patches (N, patches, C·P·P)");
-    if (input.patch_count != vision.patches() || input.patch_features != vision.patch_features())
-        throw error_in(input.path, fmt::format("patches of shape ({}, {}), the model takes ({}, {}): {} patches of "
-                                               "{}×{}×{}", input.patch_count, input.patch_features, vision.patches(),
-                                               vision.patch_features(), vision.patches(), vision.channels,
-                                               vision.patch_size, vision.patch_size));
+    check_patch_shape(input.patch_count, input.patch_features, vision, input.path);
 }
 
 std::vector<std::string> label_names(const settings& options, const model_config& config) {
@@ -338,10 +334,10 @@ void predict_batch(model& m, const batch_rows& batch, std::size_t T, bool text, 
             m.vit->head_forward(m.vit->pooled() + first * m.vit->tower().width(), rows, values.data() + first * columns);
         });
     } else {
-        const float* embeds = text ? m.clip->encode_text(batch.ids, count, T, false)
-                                   : m.clip->encode_image(batch.patches, count, false);
-        std::vector<float> norms(count);
-        l2_normalize_forward(embeds, count, columns, values.data(), norms.data());
+        if (text)
+            m.clip->embed_texts(batch.ids, count, T, values.data());
+        else
+            m.clip->embed_images(batch.patches, count, values.data());
     }
     batch.restore_order(values, columns);
 }

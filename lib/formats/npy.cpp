@@ -2,10 +2,17 @@
 
 #include "core/error.hpp"
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <limits>
+#include <memory>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace lowrank {
 namespace {
@@ -132,7 +139,7 @@ std::string npy_descr(dtype type) {
     throw error(fmt::format("dtype {} cannot be stored in .npy", safetensors_name(type)));
 }
 
-npy_header parse_npy_header(std::span<const std::byte> file, std::string_view path) {
+npy_header parse_npy_header(std::span<const std::byte> file, std::string_view path, bool whole_file) {
     auto bytes = reinterpret_cast<const char*>(file.data());
     if (file.size() < 10 || std::string_view(bytes, 6) != magic)
         throw error_in(path, "not a .npy file (no \\x93NUMPY magic)");
@@ -195,6 +202,7 @@ npy_header parse_npy_header(std::span<const std::byte> file, std::string_view pa
             throw error_in(path, "the .npy shape is too large");
         count *= dimension;
     }
+    if (!whole_file) return header;
     std::size_t data_size = count * dtype_size(header.type);
     std::size_t present = file.size() - data_offset;
     if (present < data_size)
@@ -316,6 +324,106 @@ void write_npy(output_stream& out, dtype type, const std::vector<std::size_t>& s
     }
     npy_writer writer(out, type, row_shape, shape[0]);
     writer.write_rows(data, shape[0]);
+    writer.finish();
+}
+
+// ------------------------------------------------------------------------- npy_row_reader
+
+namespace {
+
+// Reads up to `size` bytes (fewer only at the end of the input).
+std::size_t read_fully(int fd, std::byte* data, std::size_t size, const std::string& path) {
+    std::size_t done = 0;
+    while (done < size) {
+        ssize_t got = ::read(fd, data + done, size - done);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) throw error_in(display_name(path), system_message(errno));
+        if (got == 0) break;
+        done += static_cast<std::size_t>(got);
+    }
+    return done;
+}
+
+}  // namespace
+
+npy_row_reader::npy_row_reader(const std::string& path) : path_(path) {
+    fd_ = path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) throw error_in(path, system_message(errno));
+    try {
+        struct stat info;
+        if (::fstat(fd_, &info) == 0 && S_ISDIR(info.st_mode)) throw error_in(path, "is a directory");
+        // magic (6), version (2), header length (2 or 4), then the header itself
+        std::vector<std::byte> start(12);
+        start.resize(read_fully(fd_, start.data(), start.size(), path));
+        std::size_t length_size = start.size() >= 7 && static_cast<int>(start[6]) == 1 ? 2 : 4;
+        if (start.size() >= 8 + length_size) {
+            std::size_t header_end = 8 + length_size + read_little_endian(start.data() + 8, length_size);
+            std::size_t have = start.size();
+            if (header_end > have && header_end < (std::size_t{1} << 24)) {
+                start.resize(header_end);
+                start.resize(have + read_fully(fd_, start.data() + have, header_end - have, path));
+            }
+        }
+        header_ = parse_npy_header(start, display_name(path), false);
+        if (header_.shape.empty()) throw error_in(display_name(path), "holds a scalar, not rows");
+        row_bytes_ = dtype_size(header_.type);
+        for (std::size_t d = 1; d < header_.shape.size(); ++d) row_bytes_ *= header_.shape[d];
+        // bytes read past the header are the first data
+        buffer_.assign(start.begin() + static_cast<std::ptrdiff_t>(header_.data_offset), start.end());
+    } catch (...) {
+        if (fd_ != STDIN_FILENO) ::close(fd_);
+        throw;
+    }
+}
+
+npy_row_reader::~npy_row_reader() {
+    if (fd_ >= 0 && fd_ != STDIN_FILENO) ::close(fd_);
+}
+
+std::size_t npy_row_reader::read_rows(std::size_t count, std::vector<std::byte>& out) {
+    count = std::min(count, rows() - rows_read_);
+    std::size_t bytes = count * row_bytes_, from_buffer = std::min(bytes, buffer_.size());
+    out.resize(bytes);
+    std::copy_n(buffer_.begin(), from_buffer, out.begin());
+    buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(from_buffer));
+    std::size_t got = from_buffer + read_fully(fd_, out.data() + from_buffer, bytes - from_buffer, path_);
+    if (got < bytes)
+        throw error_in(display_name(path_), fmt::format("truncated: the shape says {} rows, the data ends in row {}",
+                                                        rows(), rows_read_ + got / std::max<std::size_t>(1, row_bytes_)));
+    rows_read_ += count;
+    return count;
+}
+
+std::size_t npy_row_reader::read_rows(std::size_t count, std::vector<float>& out) {
+    thread_local std::vector<std::byte> raw;
+    count = read_rows(count, raw);
+    out.resize(count * (row_bytes_ / std::max<std::size_t>(1, dtype_size(type()))));
+    convert_to_float(type(), raw.data(), out.size(), out.data());
+    return count;
+}
+
+void concatenate_npy(const std::vector<std::string>& inputs, output_stream& out) {
+    std::vector<std::unique_ptr<npy_row_reader>> readers;
+    std::size_t rows = 0;
+    for (const std::string& path : inputs) {
+        readers.push_back(std::make_unique<npy_row_reader>(path));
+        const npy_row_reader& first = *readers.front(), &next = *readers.back();
+        auto row_shape = [](const npy_row_reader& r) { return std::vector(r.shape().begin() + 1, r.shape().end()); };
+        if (next.type() != first.type() || row_shape(next) != row_shape(first))
+            throw error_in(display_name(path),
+                           fmt::format("holds {} rows of shape ({}), but {} holds {} rows of shape ({})",
+                                       npy_descr(next.type()), fmt::join(row_shape(next), ", "),
+                                       display_name(first.path()), npy_descr(first.type()),
+                                       fmt::join(row_shape(first), ", ")));
+        rows += next.rows();
+    }
+    if (readers.empty()) throw usage_error("nothing to concatenate");
+    const npy_row_reader& first = *readers.front();
+    npy_writer writer(out, first.type(), std::vector(first.shape().begin() + 1, first.shape().end()), rows);
+    std::vector<std::byte> block;
+    const std::size_t rows_per_block = std::max<std::size_t>(1, (std::size_t{8} << 20) / std::max<std::size_t>(1, first.row_bytes()));
+    for (auto& reader : readers)
+        while (std::size_t count = reader->read_rows(rows_per_block, block)) writer.write_rows(block.data(), count);
     writer.finish();
 }
 

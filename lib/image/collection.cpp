@@ -88,8 +88,7 @@ private:
     std::vector<source> sources_;
     std::size_t total_ = 0;
     std::size_t next_source_ = 0, next_record_ = 0;  // the cursor of take()
-    normalizer normalize_;
-    decode_options decode_;
+    image_patchifier patchifier_;
     collection_summary summary_;
 
     output_stream patches_out_;
@@ -107,7 +106,7 @@ collection_run::collection_run(const std::vector<std::string>& inputs, const std
     : settings_(settings),
       outputs_(outputs),
       warn_(warn),
-      normalize_(settings.preprocess.channels, settings.preprocess.mean, settings.preprocess.std),
+      patchifier_(settings),
       patches_out_(outputs.patches, output_kind::binary) {
     if (settings.skip_bad && !patches_out_.is_regular_file())
         throw usage_error("--skip-bad needs -o FILE: the row count of a .npy on a stream is written first");
@@ -134,16 +133,6 @@ collection_run::collection_run(const std::vector<std::string>& inputs, const std
         throw usage_error("--labels goes with IDX inputs only: image files have no labels");
     if (label_files.empty() != outputs.labels.empty())
         throw std::invalid_argument("patchify_collection: labels need both label files and an output");
-    decode_.region = [&preprocess = settings_.preprocess](image_size size) {
-        return preprocess_region(size, preprocess);
-    };
-    if (settings.draft && settings.preprocess.resize.kind != resize_rule::mode::none) {
-        const resize_rule& rule = settings_.preprocess.resize;
-        decode_.draft_target = [&rule](std::size_t& width, std::size_t& height) {
-            image_size target = rule.output_size({width, height});
-            width = target.width, height = target.height;
-        };
-    }
     if (!outputs.index.empty()) {
         index_out_.emplace(outputs.index, output_kind::text);
         index_out_->write("row\tfile\trecord\twidth\theight\n");
@@ -181,21 +170,14 @@ void collection_run::work(item& entry) const {
     if (!entry.failure.empty()) return;
     const source& input = sources_[entry.source];
     try {
-        image_part decoded;
         if (input.idx) {
+            image_part decoded;
             decoded.pixels = idx_image(input, entry);
             decoded.full = entry.stored = {decoded.pixels.width, decoded.pixels.height};
+            entry.shape = patchifier_.patchify(std::move(decoded), item_name(input, entry), entry.patches);
         } else {
-            decoded = read_image_part(input.path, decode_, &entry.stored);
+            entry.shape = patchifier_.patchify_file(input.path, entry.patches, &entry.stored);
         }
-        image pixels = prepare_pixels(std::move(decoded), settings_.preprocess, item_name(input, entry));
-        if (pixels.width % settings_.patch != 0 || pixels.height % settings_.patch != 0)
-            throw error_in(item_name(input, entry),
-                           fmt::format("the image is {} after preprocessing, not a multiple of the patch size {}",
-                                       format_image_size({pixels.width, pixels.height}), settings_.patch));
-        entry.shape = {settings_.preprocess.channels, pixels.height, pixels.width, settings_.patch};
-        entry.patches.resize(entry.shape.elements());
-        patchify_pixels(pixels, normalize_, entry.shape, settings_.layout, entry.patches.data());
     } catch (const error& failure) {
         if (!settings_.skip_bad) throw;
         entry.failure = failure.what();
@@ -263,7 +245,7 @@ void collection_run::finish() {
     if (!outputs_.preview.empty() && !preview_patches_.empty()) {
         output_stream preview(outputs_.preview, output_kind::binary);
         std::size_t gap = std::max<std::size_t>(1, settings_.patch / 8);
-        write_png(preview, draw_patches(preview_patches_.data(), *shape_, settings_.layout, normalize_, gap));
+        write_png(preview, draw_patches(preview_patches_.data(), *shape_, settings_.layout, patchifier_.normalize(), gap));
         preview.commit();
     }
     patches_out_.commit();
@@ -281,6 +263,37 @@ collection_summary collection_run::run() {
 }
 
 }  // namespace
+
+image_patchifier::image_patchifier(const collection_settings& settings)
+    : settings_(settings),
+      normalize_(settings.preprocess.channels, settings.preprocess.mean, settings.preprocess.std) {
+    decode_.region = [&preprocess = settings_.preprocess](image_size size) {
+        return preprocess_region(size, preprocess);
+    };
+    if (settings.draft && settings.preprocess.resize.kind != resize_rule::mode::none) {
+        const resize_rule& rule = settings_.preprocess.resize;
+        decode_.draft_target = [&rule](std::size_t& width, std::size_t& height) {
+            image_size target = rule.output_size({width, height});
+            width = target.width, height = target.height;
+        };
+    }
+}
+
+patch_shape image_patchifier::patchify_file(const std::string& path, std::vector<float>& patches,
+                                            image_size* stored) const {
+    return patchify(read_image_part(path, decode_, stored), display_name(path), patches);
+}
+
+patch_shape image_patchifier::patchify(image_part decoded, std::string_view name, std::vector<float>& patches) const {
+    image pixels = prepare_pixels(std::move(decoded), settings_.preprocess, name);
+    if (pixels.width % settings_.patch != 0 || pixels.height % settings_.patch != 0)
+        throw error_in(name, fmt::format("the image is {} after preprocessing, not a multiple of the patch size {}",
+                                         format_image_size({pixels.width, pixels.height}), settings_.patch));
+    patch_shape shape{settings_.preprocess.channels, pixels.height, pixels.width, settings_.patch};
+    patches.resize(shape.elements());
+    patchify_pixels(pixels, normalize_, shape, settings_.layout, patches.data());
+    return shape;
+}
 
 std::string labels_path_beside(const std::string& output) {
     std::string stem = output.ends_with(".npy") ? output.substr(0, output.size() - 4) : output;

@@ -2,6 +2,7 @@
 // input order, streamed with bounded memory on thread_count() threads; and back.
 #pragma once
 
+#include "image/decode.hpp"
 #include "image/patchify.hpp"
 #include "image/preprocess.hpp"
 
@@ -32,6 +33,29 @@ struct collection_outputs {
 
 struct collection_summary {
     std::size_t written = 0, skipped = 0;
+};
+
+// One image to its patches, as patchify_collection makes them for each: only the part of a
+// JPEG the crop keeps is decoded (at a reduced size under settings.draft), then prepared
+// and patchified. Safe to use from several threads at once.
+class image_patchifier {
+public:
+    explicit image_patchifier(const collection_settings& settings);
+    image_patchifier(const image_patchifier&) = delete;
+    image_patchifier& operator=(const image_patchifier&) = delete;
+
+    // An image file ("-": standard input) -> patches (resized); its shape. `stored`, when
+    // given, receives the size stored in the file. Errors name the file.
+    patch_shape patchify_file(const std::string& path, std::vector<float>& patches,
+                              image_size* stored = nullptr) const;
+    // A decoded image (or part) -> patches; `name` names it in errors.
+    patch_shape patchify(image_part decoded, std::string_view name, std::vector<float>& patches) const;
+    const normalizer& normalize() const { return normalize_; }
+
+private:
+    const collection_settings& settings_;
+    normalizer normalize_;
+    decode_options decode_;
 };
 
 // Where the labels of patches written to `output` go: "out.npy" -> "out.labels.npy".

@@ -137,4 +137,22 @@ void clip_model::backward_image(const float* d_embeds) {
     vision_.backward(d_pooled);
 }
 
+void clip_model::embed_images(const float* patches, std::size_t batch, float* out) {
+    const float* embeds = encode_image(patches, batch, false);
+    l2_normalize_forward(embeds, batch, config_.projection_dim, out, sized(norms_, batch));
+}
+
+void clip_model::embed_texts(const std::int32_t* ids, std::size_t batch, std::size_t time, float* out) {
+    std::size_t used = 1;
+    for (std::size_t b = 0; b < batch; ++b) used = std::max(used, text_.pooled_position({ids + b * time, time}) + 1);
+    if (used < time) {  // the rows' first `used` tokens, contiguous
+        trimmed_ids_.resize(batch * used);
+        for (std::size_t b = 0; b < batch; ++b) std::copy_n(ids + b * time, used, trimmed_ids_.data() + b * used);
+        ids = trimmed_ids_.data();
+        time = used;
+    }
+    const float* embeds = encode_text(ids, batch, time, false);
+    l2_normalize_forward(embeds, batch, config_.projection_dim, out, sized(norms_, batch));
+}
+
 }  // namespace lowrank

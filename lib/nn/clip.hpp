@@ -69,6 +69,12 @@ public:
     void backward_text(const float* d_embeds);
     void backward_image(const float* d_embeds);
 
+    // Inference: the L2-normalised embeddings (CLIPModel's text_embeds, image_embeds) into
+    // out: (batch, projection_dim). Texts run only up to the batch's last pooled position:
+    // under the causal mask the tokens after it cannot change the pooled ones.
+    void embed_images(const float* patches, std::size_t batch, float* out);
+    void embed_texts(const std::int32_t* ids, std::size_t batch, std::size_t time, float* out);
+
 private:
     model_config config_;
     parameter_set parameters_;
@@ -78,7 +84,8 @@ private:
     parameter* logit_scale_;
     const float *text_pooled_ = nullptr, *image_pooled_ = nullptr;
     std::size_t text_batch_ = 0, image_batch_ = 0;
-    large_vector<float> text_embeds_, image_embeds_, d_text_pooled_, d_image_pooled_;
+    large_vector<float> text_embeds_, image_embeds_, d_text_pooled_, d_image_pooled_, norms_;
+    std::vector<std::int32_t> trimmed_ids_;
 };
 
 }  // namespace lowrank

@@ -2,12 +2,17 @@
 
 #include "core/error.hpp"
 #include "core/threads.hpp"
+#include "formats/dtype.hpp"
+#include "nn/onednn.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <dlfcn.h>
 #include <fmt/format.h>
 #include <mutex>
+#include <vector>
 
 namespace lowrank {
 namespace {
@@ -109,29 +114,24 @@ gemm column_block(const gemm& p, std::size_t begin, std::size_t end) {
     return block;
 }
 
-// Below this many multiply-adds a product is not worth waking a second thread for.
+// Below this many multiply-adds a product is not worth waking a second thread for, nor
+// rounding to bfloat16.
 constexpr double parallel_threshold = 1 << 21;
 // Blocks are cut at multiples of this many rows or columns (the kernels' tile sizes).
 constexpr std::size_t block_alignment = 16;
 
-}  // namespace
+std::atomic<matmul_precision> precision{matmul_precision::float32};
 
-void matmul(const gemm& p) {
-    if (p.m == 0 || p.n == 0) return;
-    if (p.k == 0) {  // c = beta · c (OpenBLAS would reject the zero leading dimensions)
-        for (std::size_t i = 0; i < p.m; ++i)
-            for (std::size_t j = 0; j < p.n; ++j) p.c[i * p.ldc + j] = p.beta == 0 ? 0 : p.beta * p.c[i * p.ldc + j];
-        return;
-    }
-    const blas_library& library = blas();
-    if (library.get_threads() != 1) library.set_threads(1);  // another part of the process changed it
-
+// Runs block(product restricted to a block of rows or columns of c) for a fixed split of
+// c over the threads, or block(p) on the calling thread when splitting does not pay.
+template <class Block>
+void split_product(const gemm& p, Block&& block) {
     std::size_t parts = static_cast<std::size_t>(thread_count());
     double work = static_cast<double>(p.m) * static_cast<double>(p.n) * static_cast<double>(p.k);
     bool split_rows = p.m >= parts * 2 * block_alignment;
     bool split_columns = !split_rows && p.n >= parts * 2 * block_alignment;
     if (parts <= 1 || work < parallel_threshold || (!split_rows && !split_columns)) {
-        sgemm(library, p);
+        block(p);
         return;
     }
     std::size_t extent = split_rows ? p.m : p.n;
@@ -141,11 +141,93 @@ void matmul(const gemm& p) {
             std::size_t begin = std::min(extent, blocks * part / parts * block_alignment);
             std::size_t end = std::min(extent, blocks * (part + 1) / parts * block_alignment);
             if (begin == end) continue;
-            sgemm(library, split_rows ? row_block(p, begin, end) : column_block(p, begin, end));
+            block(split_rows ? row_block(p, begin, end) : column_block(p, begin, end));
         }
     });
 }
 
-std::string matmul_backend() { return blas().description; }
+// Rows [0, rows) of `columns` floats, `stride` apart (or, transposed, the columns of a
+// stored (columns × rows) matrix), to contiguous bfloat16.
+void to_bfloat16(const float* values, std::size_t rows, std::size_t columns, std::size_t stride, bool transposed,
+                 std::vector<std::uint16_t>& out) {
+    out.resize(rows * columns);
+    auto* target = reinterpret_cast<std::byte*>(out.data());
+    if (transposed) {
+        std::vector<float> row(columns);
+        for (std::size_t i = 0; i < rows; ++i) {
+            for (std::size_t j = 0; j < columns; ++j) row[j] = values[j * stride + i];
+            convert_from_float(row.data(), columns, dtype::bf16, target + i * columns * 2);
+        }
+    } else if (stride == columns) {
+        convert_from_float(values, rows * columns, dtype::bf16, target);
+    } else {
+        for (std::size_t i = 0; i < rows; ++i)
+            convert_from_float(values + i * stride, columns, dtype::bf16, target + i * columns * 2);
+    }
+}
+
+// c = alpha · op(a)·op(b) + beta · c with a and b rounded to bfloat16: b is rounded once
+// (its rows split over the threads), each block of c rounds its own rows of a.
+void matmul_bfloat16(const gemm& p) {
+    // b as stored: (n × k) when transposed, else (k × n)
+    const std::size_t b_rows = p.transpose_b ? p.n : p.k, b_columns = p.transpose_b ? p.k : p.n;
+    std::vector<std::uint16_t> b(b_rows * b_columns);
+    parallel_for(b_rows, [&](std::size_t begin, std::size_t end) {
+        for (std::size_t i = begin; i < end; ++i)
+            convert_from_float(p.b + i * p.ldb, b_columns, dtype::bf16,
+                               reinterpret_cast<std::byte*>(b.data() + i * b_columns));
+    });
+    split_product(p, [&](const gemm& block) {
+        thread_local std::vector<std::uint16_t> a;
+        to_bfloat16(block.a, block.m, block.k, block.lda, block.transpose_a, a);
+        // a column block of c reads columns [offset, offset + block.n) of op(b)
+        std::size_t offset = static_cast<std::size_t>(block.c - p.c) % p.ldc;
+        const std::uint16_t* b_block = b.data() + (p.transpose_b ? offset * b_columns : offset);
+        if (!p.transpose_b && block.n != p.n) {  // (k × n') out of (k × n): copy, oneDNN wants it dense
+            thread_local std::vector<std::uint16_t> columns;
+            columns.resize(block.k * block.n);
+            for (std::size_t l = 0; l < block.k; ++l)
+                std::copy_n(b_block + l * b_columns, block.n, columns.data() + l * block.n);
+            b_block = columns.data();
+        }
+        onednn::gemm_bf16(block.m, block.n, block.k, a.data(), b_block, p.transpose_b, block.c, block.ldc, block.alpha,
+                          block.beta);
+    });
+}
+
+}  // namespace
+
+std::string set_matmul_precision(matmul_precision wanted) {
+    if (wanted == matmul_precision::bfloat16 && !onednn::unavailable_reason().empty()) {
+        precision = matmul_precision::float32;
+        return onednn::unavailable_reason();
+    }
+    precision = wanted;
+    return "";
+}
+
+matmul_precision current_matmul_precision() { return precision; }
+
+void matmul(const gemm& p) {
+    if (p.m == 0 || p.n == 0) return;
+    if (p.k == 0) {  // c = beta · c (OpenBLAS would reject the zero leading dimensions)
+        for (std::size_t i = 0; i < p.m; ++i)
+            for (std::size_t j = 0; j < p.n; ++j) p.c[i * p.ldc + j] = p.beta == 0 ? 0 : p.beta * p.c[i * p.ldc + j];
+        return;
+    }
+    double work = static_cast<double>(p.m) * static_cast<double>(p.n) * static_cast<double>(p.k);
+    if (precision == matmul_precision::bfloat16 && work >= parallel_threshold) {
+        matmul_bfloat16(p);
+        return;
+    }
+    const blas_library& library = blas();
+    if (library.get_threads() != 1) library.set_threads(1);  // another part of the process changed it
+    split_product(p, [&](const gemm& block) { sgemm(library, block); });
+}
+
+std::string matmul_backend() {
+    if (precision == matmul_precision::bfloat16) return fmt::format("{}; bfloat16: {}", blas().description, onednn::description());
+    return blas().description;
+}
 
 }  // namespace lowrank

@@ -1,8 +1,11 @@
 #include "nn/vision.hpp"
 
+#include "core/error.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fmt/format.h>
 
 namespace lowrank {
 
@@ -38,6 +41,14 @@ void initialize_clip_blocks(transformer_stack& stack, float factor, std::uint64_
             fill_constant(*layer->bias, 0);
         }
     }
+}
+
+void check_patch_shape(std::size_t count, std::size_t features, const vision_tower_config& config,
+                       std::string_view path) {
+    if (count == config.patches() && features == config.patch_features()) return;
+    throw error_in(path, fmt::format("patches of shape ({}, {}), the model takes ({}, {}): {} patches of {}×{}×{}", count,
+                                     features, config.patches(), config.patch_features(), config.patches(),
+                                     config.channels, config.patch_size, config.patch_size));
 }
 
 namespace {

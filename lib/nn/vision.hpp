@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace lowrank {
 
@@ -24,6 +25,11 @@ block_names clip_block_names(const std::string& tower);
 // fc2 ~ N(0, D^-½·(2L)^-½·f), out_proj ~ N(0, D^-½·f), fc1 ~ N(0, (2D)^-½·f), biases 0,
 // LayerNorms 1 and 0. Each parameter draws from its own stream: `stream` counts them.
 void initialize_clip_blocks(transformer_stack& stack, float factor, std::uint64_t seed, std::uint64_t& stream);
+
+// Checks that patches of shape (N, count, features) fit the tower: an error naming `path`
+// and the shape the tower takes otherwise.
+void check_patch_shape(std::size_t count, std::size_t features, const vision_tower_config& config,
+                       std::string_view path);
 
 class vision_tower {
 public:

@@ -42,4 +42,8 @@ awk 'BEGIN { srand(4); for (i = 0; i < 300000; i++) print int(rand() * 3) }' >"$
 kill_at_random "glue-eval -o survives SIGKILL" "$work/metrics.tsv" \
     glue-eval --bootstrap 40 --metric acc,mcc -o "$work/metrics.tsv" "$work/gold" "$work/pred"
 
+for i in $(seq 40); do cat tests/data/clip-embed/images.txt; done >"$work/many-images.txt"
+kill_at_random "clip-embed -o survives SIGKILL" "$work/embeddings.npy" \
+    clip-embed --model tests/data/clip-embed/tiny-clip --files-from "$work/many-images.txt" -o "$work/embeddings.npy"
+
 finish

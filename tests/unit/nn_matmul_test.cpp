@@ -1,4 +1,5 @@
 #include "core/threads.hpp"
+#include "formats/dtype.hpp"
 #include "nn/matmul.hpp"
 #include "nn_testing.hpp"
 
@@ -88,3 +89,72 @@ TEST_CASE("matmul splits big products over threads with the same result as one t
 }
 
 TEST_CASE("matmul names its backend") { CHECK(matmul_backend().find("OpenBLAS") != std::string::npos); }
+
+namespace {
+
+// The product in double of a and b rounded to bfloat16: what a bfloat16 product must give,
+// up to float32 accumulation.
+double worst_bfloat16_error(const gemm& p, const std::vector<float>& before) {
+    auto rounded = [](float x) { return bfloat16_to_float(float_to_bfloat16(x)); };
+    double worst = 0;
+    for (std::size_t i = 0; i < p.m; ++i)
+        for (std::size_t j = 0; j < p.n; ++j) {
+            double sum = 0;
+            for (std::size_t l = 0; l < p.k; ++l) {
+                float a = p.transpose_a ? p.a[l * p.lda + i] : p.a[i * p.lda + l];
+                float b = p.transpose_b ? p.b[j * p.ldb + l] : p.b[l * p.ldb + j];
+                sum += static_cast<double>(rounded(a)) * rounded(b);
+            }
+            double expected = p.alpha * sum + p.beta * static_cast<double>(before[i * p.ldc + j]);
+            worst = std::max(worst, std::abs(p.c[i * p.ldc + j] - expected) / (1.0 + std::abs(expected)));
+        }
+    return worst;
+}
+
+}  // namespace
+
+TEST_CASE("bfloat16 products: operands rounded to bfloat16, float32 sums; the same twice on a thread count") {
+    int saved = thread_count();
+    std::string unavailable = set_matmul_precision(matmul_precision::bfloat16);
+    if (!unavailable.empty()) {
+        // Without AVX512-BF16 or oneDNN the products stay float32 and say why.
+        MESSAGE("bfloat16 products unavailable here: " << unavailable);
+        CHECK(current_matmul_precision() == matmul_precision::float32);
+        check_product(40, 300, 200, false, true, 1, 0, 0);
+        return;
+    }
+    CHECK(current_matmul_precision() == matmul_precision::bfloat16);
+    CHECK(matmul_backend().find("oneDNN") != std::string::npos);
+    struct shape {
+        std::size_t m, n, k;
+        bool transpose_a, transpose_b;
+        float alpha, beta;
+        std::size_t padding;
+    };
+    for (shape s : {shape{300, 260, 128, false, true, 1, 0, 0}, shape{300, 260, 128, false, false, 0.5f, 1, 3},
+                    shape{8, 700, 512, false, true, 1, 1, 0}, shape{8, 700, 512, false, false, 2, 0.5f, 5},
+                    shape{129, 96, 200, true, false, 1, 0, 1}}) {
+        std::size_t lda = (s.transpose_a ? s.m : s.k) + s.padding, ldb = (s.transpose_b ? s.k : s.n) + s.padding,
+                    ldc = s.n + s.padding;
+        auto a = random_values((s.transpose_a ? s.k : s.m) * lda, 6);
+        auto b = random_values((s.transpose_b ? s.n : s.k) * ldb, 7);
+        auto c = random_values(s.m * ldc, 8);
+        for (int threads : {1, 2}) {
+            set_thread_count(threads);
+            std::vector<float> out = c;
+            gemm product{.m = s.m, .n = s.n, .k = s.k, .a = a.data(), .lda = lda, .transpose_a = s.transpose_a,
+                         .b = b.data(), .ldb = ldb, .transpose_b = s.transpose_b, .c = out.data(), .ldc = ldc,
+                         .alpha = s.alpha, .beta = s.beta};
+            matmul(product);
+            INFO("m=" << s.m << " n=" << s.n << " k=" << s.k << " threads=" << threads);
+            // float32 sums of k terms: rounding grows with k
+            CHECK(worst_bfloat16_error(product, c) < 1e-6 + 1e-7 * static_cast<double>(s.k));
+            std::vector<float> again = c;
+            product.c = again.data();
+            matmul(product);
+            CHECK(again == out);
+        }
+    }
+    set_matmul_precision(matmul_precision::float32);
+    set_thread_count(saved);
+}
