@@ -170,10 +170,15 @@ loaded_model load_model(const command_line& cli, const settings& options, const 
     auto layers = linear_layers(m);
     auto head = m.head_parameters();
     std::set<const parameter*> from_adapters;
-    for (std::size_t i = 0; i < adapters.size(); ++i)
+    for (std::size_t i = 0; i < adapters.size(); ++i) {
+        // Modules (adapters, prefix vectors) serve every row: a named adapter cannot add them.
+        if (adapters[i].kind() == adapter::format::trained_tensors && method_adds_modules(adapters[i].method()) &&
+            operands.routes[i] == lora_branch::every_row)
+            for (const parameter* p : attach_modules(adapters[i], m)) from_adapters.insert(p);
         for (const parameter* p : attach_adapter(adapters[i], m.parameters(), layers, fmt::format("adapter{}", i),
                                                  operands.routes[i], head))
             from_adapters.insert(p);
+    }
     m.parameters().allocate();
     auto result = load_parameters(m.parameters(), file, m.arch(),
                                   {[&](const parameter& p) { return from_adapters.contains(&p); }});
@@ -414,8 +419,8 @@ int main(int argc, char** argv) {
          "the model: a .safetensors file, a sharded checkpoint's index, or a folder (required)")
         ("adapter", value(&options.adapters, "[NAME=]PATH")->composing(),
          "a PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors), or a file of tensors "
-         "lora-train trained in full (full, top2, bitfit); repeatable, the adapters add up. NAME=PATH: "
-         "an adapter only for the rows --route gives it")
+         "lora-train trained (full, top2, bitfit, adapter-h, adapter-l, prefix-embed, prefix-layer); repeatable, "
+         "the adapters add up. NAME=PATH: an adapter only for the rows --route gives it")
         ("route", value(&options.route_path, "FILE"),
          "one line per input row: the NAME of the adapter it goes through, or - for none; rows of "
          "different adapters share each batch")

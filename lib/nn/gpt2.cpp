@@ -56,19 +56,70 @@ void gpt2_model::initialize(std::uint64_t seed) {
     }
 }
 
+void gpt2_model::add_prefix(std::size_t prefix, std::size_t infix, bool every_block) {
+    stack_.add_prefix(parameters_, prefix, infix, every_block);
+    prefix_length_ = prefix;
+    infix_length_ = infix;
+}
+
+void gpt2_model::extend_rows(const std::int32_t* ids, std::size_t batch, std::size_t time,
+                             const std::int32_t* lengths, const std::int32_t* infix_at) {
+    const std::size_t P = prefix_length_, I = infix_length_, extended = time + P + I;
+    extended_ids_.assign(batch * extended, 0);
+    extended_lengths_.resize(batch);
+    gathered_rows_.resize(batch * time);
+    std::vector<replaced_row> replaced;
+    for (std::size_t b = 0; b < batch; ++b) {
+        const std::size_t length = lengths ? std::min<std::size_t>(static_cast<std::size_t>(lengths[b]), time) : time;
+        const std::size_t split =
+            std::min<std::size_t>(infix_at ? static_cast<std::size_t>(std::max(infix_at[b], 0)) : length, time);
+        const std::size_t row = b * extended;
+        for (std::size_t t = 0; t < time; ++t) {
+            std::size_t position = t < split ? P + t : P + I + t;
+            extended_ids_[row + position] = ids[b * time + t];
+            gathered_rows_[b * time + t] = row + (t + 1 == split ? P + split + I - 1 : position);
+        }
+        for (std::size_t j = 0; j < P; ++j) replaced.push_back({row + j, j, false});
+        for (std::size_t j = 0; j < I; ++j) replaced.push_back({row + P + split + j, j, true});
+        extended_lengths_[b] = static_cast<std::int32_t>(std::max(length, split) + P + I);
+    }
+    stack_.replace_rows(std::move(replaced));
+}
+
 const float* gpt2_model::forward(const std::int32_t* ids, std::size_t batch, std::size_t time,
-                                 const std::int32_t* lengths, bool training, std::uint64_t dropout_seed) {
-    if (time > config_.text.max_positions)
-        throw error(fmt::format("{} tokens per row, but the model has {} positions", time, config_.text.max_positions));
+                                 const std::int32_t* lengths, bool training, std::uint64_t dropout_seed,
+                                 const std::int32_t* infix_at) {
+    const bool prefixed = prefix_length_ + infix_length_ > 0;
+    const std::size_t stack_time = time + prefix_length_ + infix_length_;
+    if (stack_time > config_.text.max_positions) {
+        if (!prefixed)
+            throw error(fmt::format("{} tokens per row, but the model has {} positions", time,
+                                    config_.text.max_positions));
+        throw error(fmt::format("{} tokens per row and {} prefix and infix vectors need {} positions, but the model "
+                                "has {}", time, prefix_length_ + infix_length_, stack_time,
+                                config_.text.max_positions));
+    }
     const std::size_t rows = batch * time, C = width();
     rows_ = rows;
-    ids_.assign(ids, ids + rows);
-    positions_.resize(rows);
-    for (std::size_t r = 0; r < rows; ++r) positions_[r] = static_cast<std::int32_t>(r % time);
-    float* x = stack_.input(batch, time, training);
-    embedding_forward(*wte_, ids, rows, x, false);
-    embedding_forward(*wpe_, positions_.data(), rows, x, true);
+    stack_rows_ = batch * stack_time;
+    if (prefixed) {
+        extend_rows(ids, batch, time, lengths, infix_at);
+        ids = extended_ids_.data();
+        lengths = extended_lengths_.data();
+    }
+    ids_.assign(ids, ids + stack_rows_);
+    positions_.resize(stack_rows_);
+    for (std::size_t r = 0; r < stack_rows_; ++r) positions_[r] = static_cast<std::int32_t>(r % stack_time);
+    float* x = stack_.input(batch, stack_time, training);
+    embedding_forward(*wte_, ids, stack_rows_, x, false);
+    embedding_forward(*wpe_, positions_.data(), stack_rows_, x, true);
     stack_output_ = stack_.forward(lengths, dropout_seed);
+    if (prefixed) {  // h is taken at the rows of the ids' tokens
+        if (gathered_.size() < rows * C) gathered_.resize(rows * C);
+        for (std::size_t r = 0; r < rows; ++r)
+            std::copy_n(stack_output_ + gathered_rows_[r] * C, C, gathered_.data() + r * C);
+        stack_output_ = gathered_.data();
+    }
     if (hidden_.size() < rows * C) {
         hidden_.resize(rows * C);
         mean_.resize(rows);
@@ -79,6 +130,7 @@ const float* gpt2_model::forward(const std::int32_t* ids, std::size_t batch, std
 }
 
 const float* gpt2_model::decode(kv_cache& cache, const std::int32_t* tokens, const std::int32_t* positions) {
+    if (prefix_length_ + infix_length_ > 0) throw error("generation with prefix vectors is not supported");
     const std::size_t batch = cache.batch, C = width();
     float* x = stack_.input(batch, 1, false);
     embedding_forward(*wte_, tokens, batch, x, false);
@@ -94,13 +146,22 @@ const float* gpt2_model::decode(kv_cache& cache, const std::int32_t* tokens, con
 }
 
 void gpt2_model::backward(float* d_hidden) {
-    const std::size_t rows = rows_, C = width();
-    if (d_stack_.size() < rows * C) d_stack_.resize(rows * C);
-    std::fill(d_stack_.begin(), d_stack_.begin() + static_cast<std::ptrdiff_t>(rows * C), 0.0f);
-    layer_norm_backward(final_norm_, stack_output_, mean_.data(), rstd_.data(), d_hidden, rows, d_stack_.data());
+    const std::size_t rows = rows_, stack_rows = stack_rows_, C = width();
+    const bool prefixed = prefix_length_ + infix_length_ > 0;
+    if (d_stack_.size() < stack_rows * C) d_stack_.resize(stack_rows * C);
+    std::fill(d_stack_.begin(), d_stack_.begin() + static_cast<std::ptrdiff_t>(stack_rows * C), 0.0f);
+    float* d_norm = d_stack_.data();
+    if (prefixed) {
+        if (d_gathered_.size() < rows * C) d_gathered_.resize(rows * C);
+        d_norm = d_gathered_.data();
+        std::fill(d_norm, d_norm + rows * C, 0.0f);
+    }
+    layer_norm_backward(final_norm_, stack_output_, mean_.data(), rstd_.data(), d_hidden, rows, d_norm);
+    if (prefixed)  // back to the rows h was taken from (each one once)
+        for (std::size_t r = 0; r < rows; ++r) std::copy_n(d_norm + r * C, C, d_stack_.data() + gathered_rows_[r] * C);
     stack_.backward(d_stack_.data(), wte_->trainable || wpe_->trainable);
-    embedding_backward(*wte_, ids_.data(), rows, d_stack_.data());
-    embedding_backward(*wpe_, positions_.data(), rows, d_stack_.data());
+    embedding_backward(*wte_, ids_.data(), stack_rows, d_stack_.data());
+    embedding_backward(*wpe_, positions_.data(), stack_rows, d_stack_.data());
 }
 
 void gpt2_model::lm_logits(const float* hidden, std::size_t rows, float* logits) {

@@ -7,6 +7,13 @@
 // A pass: forward() to the final hidden states h, then a head on h: lm_loss() (fused with
 // its gradient), lm_logits(), or score_forward()/score_backward(); then backward() with the
 // gradient of h.
+//
+// Prefix tuning (add_prefix): each row of ids runs as [prefix][x[0:s]][infix][x[s:T]]
+// (T + l_p + l_i positions; s = where the infix goes, by default after the row's tokens),
+// the prefix and infix rows of the block inputs replaced by trained vectors. h keeps the
+// shape of the ids: h[b, t] is the output at token t, except that the last token before the
+// infix takes the output at the infix's end (which has read the infix, and predicts the
+// token after it, or is what the classification head pools).
 #pragma once
 
 #include "nn/config.hpp"
@@ -39,8 +46,9 @@ public:
     // ids: (batch, time), every id < vocab_size, time ≤ n_positions; lengths: (batch) tokens
     // before the padding (null: no padding). Returns h: (batch, time, C), valid until the
     // next forward(). With training, keeps what backward() needs.
+    // With prefix vectors, infix_at: (batch) where each row's infix goes (null: at lengths).
     const float* forward(const std::int32_t* ids, std::size_t batch, std::size_t time, const std::int32_t* lengths,
-                         bool training, std::uint64_t dropout_seed = 0);
+                         bool training, std::uint64_t dropout_seed = 0, const std::int32_t* infix_at = nullptr);
     // d_hidden: (batch, time, C), the gradient of h (overwritten).
     void backward(float* d_hidden);
 
@@ -65,6 +73,15 @@ public:
                         const float* d_logits, float* d_hidden);
 
     parameter& token_embedding() { return *wte_; }
+    parameter& position_embedding() { return *wpe_; }
+    // The classification head (score.weight), or null for an LM.
+    parameter* score() { return score_; }
+
+    // Declares prefix vectors (transformer_stack::add_prefix): for the first block only
+    // (prefix-embedding tuning) or for every block (prefix-layer tuning).
+    void add_prefix(std::size_t prefix, std::size_t infix, bool every_block);
+    std::size_t prefix_length() const { return prefix_length_; }
+    std::size_t infix_length() const { return infix_length_; }
 
 private:
     model_config config_;
@@ -72,11 +89,19 @@ private:
     parameter *wte_ = nullptr, *wpe_ = nullptr, *score_ = nullptr;
     transformer_stack stack_;
     layer_norm final_norm_;
+    // Lays out the rows with their prefix and infix (see above).
+    void extend_rows(const std::int32_t* ids, std::size_t batch, std::size_t time, const std::int32_t* lengths,
+                     const std::int32_t* infix_at);
+
     // What backward() needs: the ids and positions, ln_f's input statistics and output.
     std::vector<std::int32_t> ids_, positions_;
-    large_vector<float> hidden_, mean_, rstd_, d_stack_;
-    const float* stack_output_ = nullptr;
-    std::size_t rows_ = 0;
+    large_vector<float> hidden_, mean_, rstd_, d_stack_, gathered_, d_gathered_;
+    const float* stack_output_ = nullptr;  // ln_f's input
+    std::size_t rows_ = 0, stack_rows_ = 0;
+    // Prefix tuning: the vectors' lengths; the rows of the extended pass that h is taken from.
+    std::size_t prefix_length_ = 0, infix_length_ = 0;
+    std::vector<std::size_t> gathered_rows_;
+    std::vector<std::int32_t> extended_ids_, extended_lengths_;
 };
 
 // Checks token ids for a GPT-2-shaped model: every id in [0, vocab_size), time ≤ the

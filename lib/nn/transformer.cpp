@@ -84,6 +84,7 @@ void transformer_stack::allocate(std::size_t batch, std::size_t time, bool train
         total += (count + 15) / 16 * 16;
     };
     activations_.assign(kept_blocks, block_activations{});
+    std::size_t adapter_scratch = 0;
     // Buffers a block does not keep for its backward pass are shared by all blocks.
     block_activations shared;
     take(shared.ln2, rows * C);
@@ -109,6 +110,29 @@ void transformer_stack::allocate(std::size_t batch, std::size_t time, bool train
         // In inference one set of buffers serves every block: the largest rank any block
         // has at each branch (an adapter may leave out some layers).
         auto blocks_served = training ? std::span(blocks_).subspan(i, 1) : std::span(blocks_);
+        // Adapters: their input and what they keep, sized for the largest adapter of the
+        // blocks the buffers serve.
+        auto take_adapter = [&](std::optional<bottleneck_adapter> transformer_block::*member, float*& projected,
+                                adapter_activations& kept) {
+            std::size_t size = 0;
+            bool norm = false;
+            for (transformer_block& served : blocks_served)
+                if (const auto& adapter = served.*member) {
+                    size = std::max(size, adapter->size());
+                    norm = norm || adapter->norm.has_value();
+                    if (training) adapter_scratch = std::max(adapter_scratch, adapter_scratch_size(*adapter, rows));
+                }
+            if (size == 0) return;
+            take(projected, rows * C);
+            if (norm) {
+                take(kept.normed, rows * C);
+                take(kept.mean, rows);
+                take(kept.rstd, rows);
+            }
+            take(kept.hidden, rows * size);
+        };
+        take_adapter(&transformer_block::attention_adapter, a.attention_projected, a.attention_adapter);
+        take_adapter(&transformer_block::mlp_adapter, a.mlp_projected, a.mlp_adapter);
         auto linears = block.linears();
         for (std::size_t l = 0; l < linears.size(); ++l) {
             std::vector<std::size_t> ranks;
@@ -129,6 +153,10 @@ void transformer_stack::allocate(std::size_t batch, std::size_t time, bool train
         take(wide_gradient_, rows * std::max(C, inner));
         take(narrow_gradient_, rows * C);
         take(qkv_gradient_, rows * 3 * C);
+        if (adapter_scratch > 0) {
+            take(adapter_gradient_, rows * C);
+            take(adapter_scratch_, adapter_scratch);
+        }
     }
     if (arena_.size() < total) arena_.resize(total);
     for (auto [pointer, offset] : plan) *pointer = arena_.data() + offset;
@@ -151,8 +179,72 @@ float* transformer_stack::input(std::size_t batch, std::size_t time, bool traini
 const float* transformer_stack::forward(const std::int32_t* lengths, std::uint64_t dropout_seed) {
     lengths_ = lengths;
     dropout_seed_ = dropout_seed;
-    for (std::size_t i = 0; i < blocks_.size(); ++i) forward_block(i, outputs_[i], outputs_[i + 1]);
+    for (std::size_t i = 0; i < blocks_.size(); ++i) {
+        replace_input(i, outputs_[i]);
+        forward_block(i, outputs_[i], outputs_[i + 1]);
+    }
     return outputs_.back();
+}
+
+void transformer_stack::replace_input(std::size_t index, float* x) const {
+    const transformer_block& block = blocks_[index];
+    if (!block.prefix && !block.infix) return;
+    const std::size_t C = config_.width;
+    for (const replaced_row& replaced : replaced_) {
+        const parameter* table = replaced.infix ? block.infix : block.prefix;
+        copy(table->value + replaced.index * C, x + replaced.row * C, C);
+    }
+}
+
+// d: the gradient of block `index`'s input. A replaced row's goes to its vector, in the
+// order of the rows (the same sums whatever the thread count), and no further down.
+void transformer_stack::replaced_gradient(std::size_t index, float* d) const {
+    const transformer_block& block = blocks_[index];
+    if (!block.prefix && !block.infix) return;
+    const std::size_t C = config_.width;
+    for (const replaced_row& replaced : replaced_) {
+        const parameter* table = replaced.infix ? block.infix : block.prefix;
+        float* row = d + replaced.row * C;
+        if (table->gradient)
+            for (std::size_t j = 0; j < C; ++j) table->gradient[replaced.index * C + j] += row[j];
+        zero(row, C);
+    }
+}
+
+namespace {
+
+// The module a linear layer belongs to: "transformer.h.0.attn" for "transformer.h.0.attn.c_proj".
+std::string parent_module(const linear& layer) {
+    const std::string& name = layer.weight->name;
+    std::string module = name.substr(0, name.rfind('.'));  // without ".weight"
+    return module.substr(0, module.rfind('.'));
+}
+
+}  // namespace
+
+void transformer_stack::add_adapters(parameter_set& parameters, adapter_placement placement, std::size_t size) {
+    const std::size_t C = config_.width;
+    for (transformer_block& block : blocks_) {
+        if (placement == adapter_placement::houlsby)
+            block.attention_adapter =
+                declare_adapter(parameters, parent_module(block.attention_output), C, size, false, config_.epsilon);
+        block.mlp_adapter = declare_adapter(parameters, parent_module(block.fc2), C, size,
+                                            placement == adapter_placement::lin, config_.epsilon);
+    }
+}
+
+void transformer_stack::add_prefix(parameter_set& parameters, std::size_t prefix, std::size_t infix,
+                                   bool every_block) {
+    const std::size_t C = config_.width;
+    for (std::size_t i = 0; i < (every_block ? blocks_.size() : std::min<std::size_t>(1, blocks_.size())); ++i) {
+        transformer_block& block = blocks_[i];
+        // The block's own name: its first LayerNorm's without the last component.
+        const std::string& norm = block.ln1.weight->name;
+        std::string module = norm.substr(0, norm.rfind('.'));
+        module = module.substr(0, module.rfind('.'));
+        if (prefix > 0) block.prefix = &parameters.add(module + ".prefix", {prefix, C}, false);
+        if (infix > 0) block.infix = &parameters.add(module + ".infix", {infix, C}, false);
+    }
 }
 
 namespace {
@@ -199,7 +291,13 @@ void transformer_stack::forward_block(std::size_t index, const float* x, float* 
         attention_forward(shape, a.qkv, a.probabilities, a.attention);
     }
     copy(x, a.residual, rows * C);
-    linear_forward(block.attention_output, a.attention, rows, a.residual, C, true, state(output_index));
+    if (block.attention_adapter) {
+        linear_forward(block.attention_output, a.attention, rows, a.attention_projected, C, false,
+                       state(output_index));
+        adapter_forward(*block.attention_adapter, a.attention_projected, rows, a.residual, a.attention_adapter);
+    } else {
+        linear_forward(block.attention_output, a.attention, rows, a.residual, C, true, state(output_index));
+    }
 
     // The MLP half: pre-LN: out = residual + MLP(LN2(residual)); post-LN: r = LN1(residual),
     // out = LN2(r + MLP(r)).
@@ -217,7 +315,12 @@ void transformer_stack::forward_block(std::size_t index, const float* x, float* 
     }
     linear_forward(block.fc1, mlp_input, rows, a.hidden, inner, false, state(output_index + 1));
     activation_forward(config_.act, a.hidden, a.activated, rows * inner);
-    linear_forward(block.fc2, a.activated, rows, sum, C, true, state(output_index + 2));
+    if (block.mlp_adapter) {
+        linear_forward(block.fc2, a.activated, rows, a.mlp_projected, C, false, state(output_index + 2));
+        adapter_forward(*block.mlp_adapter, a.mlp_projected, rows, sum, a.mlp_adapter);
+    } else {
+        linear_forward(block.fc2, a.activated, rows, sum, C, true, state(output_index + 2));
+    }
     if (!options_.pre_norm) layer_norm_forward(block.ln2, a.mlp_sum, rows, out, a.ln2_mean, a.ln2_rstd);
 }
 
@@ -235,6 +338,7 @@ const float* transformer_stack::decode(kv_cache& cache, const std::int32_t* posi
         throw std::logic_error("transformer_stack::decode needs input(cache.batch, 1, false)");
     cache_ = &cache;
     positions_ = positions;
+    if (!replaced_.empty()) throw std::logic_error("transformer_stack::decode with replaced rows");
     lengths_ = nullptr;
     dropout_seed_ = 0;
     for (std::size_t i = 0; i < blocks_.size(); ++i) forward_block(i, outputs_[i], outputs_[i + 1]);
@@ -244,7 +348,11 @@ const float* transformer_stack::decode(kv_cache& cache, const std::int32_t* posi
 
 void transformer_stack::backward(float* d_output, bool input_gradient) {
     if (!training_) throw std::logic_error("transformer_stack::backward after a forward pass without training");
-    for (std::size_t i = blocks_.size(); i-- > 0;) backward_block(i, d_output, input_gradient || i > 0);
+    for (std::size_t i = blocks_.size(); i-- > 0;) {
+        bool replaced = blocks_[i].prefix || blocks_[i].infix;
+        backward_block(i, d_output, input_gradient || i > 0 || replaced);
+        replaced_gradient(i, d_output);
+    }
 }
 
 // d: the gradient of the block's output on entry, of its input on return (unless
@@ -270,6 +378,11 @@ void transformer_stack::backward_block(std::size_t index, float* d, bool input_g
         copy(narrow_gradient_, d, rows * C);  // r reaches the output through the residual too
         d_sum = narrow_gradient_;
     }
+    if (block.mlp_adapter) {
+        adapter_backward(*block.mlp_adapter, a.mlp_projected, rows, d_sum, adapter_gradient_, a.mlp_adapter,
+                         adapter_scratch_);
+        d_sum = adapter_gradient_;
+    }
     float* d_activated = wide_gradient_;
     zero(d_activated, rows * inner);
     linear_backward(block.fc2, a.activated, rows, d_sum, C, d_activated, state(output_index + 2));
@@ -289,7 +402,13 @@ void transformer_stack::backward_block(std::size_t index, float* d, bool input_g
     // the projection, attention, and q/k/v (pre-LN: and LN1).
     float* d_attention = wide_gradient_;
     zero(d_attention, rows * C);
-    linear_backward(block.attention_output, a.attention, rows, d, C, d_attention, state(output_index));
+    const float* d_projected = d;
+    if (block.attention_adapter) {
+        adapter_backward(*block.attention_adapter, a.attention_projected, rows, d, adapter_gradient_,
+                         a.attention_adapter, adapter_scratch_);
+        d_projected = adapter_gradient_;
+    }
+    linear_backward(block.attention_output, a.attention, rows, d_projected, C, d_attention, state(output_index));
     attention_backward(shape, a.qkv, a.probabilities, d_attention, qkv_gradient_);
     const float* attention_input = options_.pre_norm ? a.ln1 : x;
     float* d_input = d;

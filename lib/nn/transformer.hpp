@@ -13,6 +13,7 @@
 #pragma once
 
 #include "core/memory.hpp"
+#include "nn/adapter.hpp"
 #include "nn/config.hpp"
 #include "nn/layers.hpp"
 
@@ -38,6 +39,11 @@ struct transformer_block {
     linear qkv;      // fused: (C -> 3C); unused (no weight) with separate projections
     linear q, k, v;  // separate: (C -> C) each
     linear attention_output, fc1, fc2;
+    // Bottleneck adapters on the attention's and the MLP's outputs (nn/adapter.hpp), if any.
+    std::optional<bottleneck_adapter> attention_adapter, mlp_adapter;
+    // Prefix tuning: trained vectors that replace rows of the block's input (see
+    // transformer_stack::replace_rows): (prefix length, C) and (infix length, C), or none.
+    parameter *prefix = nullptr, *infix = nullptr;
 
     bool fused() const { return qkv.weight != nullptr; }
     // Every linear layer of the block, for walking them (LoRA, counting).
@@ -48,6 +54,18 @@ struct transformer_block {
 struct kv_cache {
     std::size_t batch = 0, capacity = 0;
     std::vector<large_vector<float>> keys, values;
+};
+
+// A row of a pass whose input to every block that has prefix vectors is replaced by one of
+// them: row `row` (of batch·time) takes row `index` of the block's prefix or infix table.
+struct replaced_row {
+    std::size_t row = 0, index = 0;
+    bool infix = false;
+};
+
+enum class adapter_placement {
+    houlsby,  // after the attention projection and after the MLP
+    lin,      // after the MLP, with a LayerNorm of its own
 };
 
 struct stack_options {
@@ -64,6 +82,17 @@ public:
 
     std::vector<transformer_block>& blocks() { return blocks_; }
     const transformer_config& config() const { return config_; }
+
+    // Declares bottleneck adapters of `size` in every block, named after the sub-layer they
+    // follow ("transformer.h.0.attn.adapter.down.weight"). Before allocation.
+    void add_adapters(parameter_set& parameters, adapter_placement placement, std::size_t size);
+    // Declares prefix vectors ("<block>.prefix" (prefix, C), "<block>.infix" (infix, C); a
+    // length of 0 declares none) for the first block only (prefix-embedding tuning: they
+    // replace the embeddings) or for every block (prefix-layer tuning). Before allocation.
+    void add_prefix(parameter_set& parameters, std::size_t prefix, std::size_t infix, bool every_block);
+    // The rows whose block inputs the next passes replace (empty: none). The gradient of a
+    // replaced row goes to its vector and stops there.
+    void replace_rows(std::vector<replaced_row> rows) { replaced_ = std::move(rows); }
 
     // Prepares the activation buffers for a pass over (batch, time) rows; `training` keeps
     // every block's activations for backward(). Returns where the caller writes the input
@@ -103,12 +132,17 @@ private:
         float* hidden = nullptr;     // (rows, inner): fc1's output
         float* activated = nullptr;  // (rows, inner): act(hidden)
         float* mlp_sum = nullptr;    // post-LN: LN2's input
+        // Adapters: their input, the sub-layer's output (rows, C), and what they keep.
+        float *attention_projected = nullptr, *mlp_projected = nullptr;
+        adapter_activations attention_adapter, mlp_adapter;
         std::vector<std::vector<float*>> lora;  // per linear (linears() order), per branch: (rows, r)
     };
 
     void allocate(std::size_t batch, std::size_t time, bool training);
     void forward_block(std::size_t index, const float* x, float* out);
     void backward_block(std::size_t index, float* d, bool input_gradient);
+    void replace_input(std::size_t index, float* x) const;
+    void replaced_gradient(std::size_t index, float* d) const;
 
     transformer_config config_;
     stack_options options_;
@@ -121,10 +155,13 @@ private:
     const std::int32_t* lengths_ = nullptr;
     std::uint64_t dropout_seed_ = 0;
     std::vector<item_range> routes_;
+    std::vector<replaced_row> replaced_;
     kv_cache* cache_ = nullptr;                 // while decoding
     const std::int32_t* positions_ = nullptr;  // while decoding
     // Gradient scratch for the backward pass: (rows, max(C, inner)), (rows, C), (rows, 3C).
     float *wide_gradient_ = nullptr, *narrow_gradient_ = nullptr, *qkv_gradient_ = nullptr;
+    // For adapters: the gradient of an adapter's input (rows, C), and adapter_backward's scratch.
+    float *adapter_gradient_ = nullptr, *adapter_scratch_ = nullptr;
 };
 
 }  // namespace lowrank

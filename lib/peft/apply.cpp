@@ -48,9 +48,6 @@ std::vector<const parameter*> attach_adapter(const adapter& source, parameter_se
                                              std::size_t route, std::span<parameter* const> head) {
     const std::string& path = source.path();
     if (!source.problems().empty()) throw error_in(path, source.problems().front());
-    if (source.kind() == adapter::format::trained_tensors && method_adds_modules(source.method()))
-        throw error_in(path, fmt::format("method {} adds modules to the model; only LoRA adapters and replaced "
-                                         "tensors are applied", source.method()));
     auto refusals = lora_config_refusals(source.config(), false);
     if (!refusals.empty()) throw error_in(path, refusals.front());
     std::vector<const parameter*> declared;
@@ -82,6 +79,64 @@ std::vector<const parameter*> attach_adapter(const adapter& source, parameter_se
                                        "(only LoRA matrices and a classification head can): merge it into the "
                                        "model, or apply it to every row",
                                        tensor.tensor->name, target->name));
+    }
+    return declared;
+}
+
+namespace {
+
+// The transformer stacks of a model.
+std::vector<transformer_stack*> stacks_of(model& target) {
+    if (target.gpt2) return {&target.gpt2->stack()};
+    if (target.vit) return {&target.vit->tower().stack()};
+    return {&target.clip->text().stack(), &target.clip->vision().stack()};
+}
+
+// The first dimension of the file's tensors whose names end with `suffix`, which must agree.
+std::optional<std::size_t> rows_of(const adapter& source, std::string_view suffix) {
+    std::optional<std::size_t> rows;
+    for (const full_tensor& tensor : source.full_tensors()) {
+        if (!tensor.name.ends_with(suffix) || tensor.tensor->shape.empty()) continue;
+        auto count = static_cast<std::size_t>(tensor.tensor->shape[0]);
+        if (rows && *rows != count)
+            throw error_in(source.weights().path(), fmt::format("tensor '{}' has {} rows, others ending in '{}' {}",
+                                                                tensor.name, count, suffix, *rows));
+        rows = count;
+    }
+    return rows;
+}
+
+}  // namespace
+
+std::vector<const parameter*> attach_modules(const adapter& source, model& target) {
+    const std::string& path = source.weights().path();
+    const std::string& method = source.method();
+    parameter_set& parameters = target.parameters();
+    std::vector<std::string> before;
+    for (const parameter& p : parameters) before.push_back(p.name);
+    if (method == "adapter-h" || method == "adapter-l") {
+        auto size = rows_of(source, ".adapter.down.weight");
+        if (!size) throw error_in(path, fmt::format("method {}, but no tensor '*.adapter.down.weight'", method));
+        for (transformer_stack* stack : stacks_of(target))
+            stack->add_adapters(parameters, method == "adapter-h" ? adapter_placement::houlsby : adapter_placement::lin,
+                                *size);
+    } else if (method == "prefix-embed" || method == "prefix-layer") {
+        if (!target.gpt2)
+            throw error_in(path, fmt::format("method {}: prefix tuning applies to gpt2 models, not {}", method,
+                                             architecture_name(target.arch())));
+        auto prefix = rows_of(source, ".prefix"), infix = rows_of(source, ".infix");
+        if (!prefix && !infix) throw error_in(path, fmt::format("method {}, but no prefix or infix tensor", method));
+        target.gpt2->add_prefix(prefix.value_or(0), infix.value_or(0), method == "prefix-layer");
+    } else {
+        throw std::logic_error("attach_modules for a method that adds no modules");
+    }
+    std::vector<const parameter*> declared;
+    for (const parameter& p : parameters) {
+        if (std::find(before.begin(), before.end(), p.name) != before.end()) continue;
+        bool present = std::any_of(source.full_tensors().begin(), source.full_tensors().end(),
+                                   [&](const full_tensor& tensor) { return tensor.name == p.name; });
+        if (!present) throw error_in(path, fmt::format("method {}: tensor '{}' is missing", method, p.name));
+        declared.push_back(&p);
     }
     return declared;
 }

@@ -1,10 +1,12 @@
 // Applying adapters to a model in memory, unmerged (lora-predict): each LoRA pair of a PEFT
 // adapter becomes a branch on its module's linear layer (nn/lora.hpp: h = W0 x + s·B A x),
 // and the tensors an adapter trained in full (modules_to_save, biases, lora-train's full,
-// top2 and bitfit tensors) replace the model's parameters of the same name.
+// top2 and bitfit tensors) replace the model's parameters of the same name. lora-train's
+// methods that add modules (adapters, prefix vectors) first declare them (attach_modules).
 #pragma once
 
 #include "nn/layers.hpp"
+#include "nn/model.hpp"
 #include "peft/adapter.hpp"
 
 #include <map>
@@ -21,8 +23,8 @@ namespace lowrank {
 // GPT-2's "h.0..." for "transformer.h.0...", is found). Refuses, naming the adapter and the
 // module, what a branch cannot be: embedding or Conv2d LoRA, lora_B biases, DoRA, fields
 // or initialisations lora_config_refusals names, the adapter's problems(), a module with no
-// layer, shapes that do not fit; and trained-tensor methods that add modules. Returns the
-// declared parameters.
+// layer, shapes that do not fit, whole tensors that replace no parameter (a method's that
+// adds modules, unless attach_modules declared them). Returns the declared parameters.
 //
 // A routed adapter, one of several serving one batch, gets route number `route`: its
 // branches add only to the rows of that route (lora_branch::route), and its whole tensors,
@@ -38,6 +40,14 @@ struct replacement {
     parameter* target = nullptr;
     std::shared_ptr<const std::vector<float>> values;
 };
+
+// Before the parameters are allocated, for a trained-tensor file of a method that adds
+// modules (adapter-h, adapter-l: bottleneck adapters in every block; prefix-embed,
+// prefix-layer: prefix and infix vectors, gpt2 only): declares them on the model, sized
+// from the file's tensors, so that attach_adapter and load_adapter take the file's tensors
+// as they take replacements. Refuses, naming the file, tensors that do not fit the method
+// or the model. Returns the declared parameters.
+std::vector<const parameter*> attach_modules(const adapter& source, model& target);
 
 // After allocation, and after the base model is loaded: fills the branches attach_adapter
 // declared and replaces parameters with the adapter's whole tensors.

@@ -1,6 +1,7 @@
 // A training step of a GPT-2 language model: forward, the LM loss, backward, gradient
-// clipping, AdamW. What lora-train's loop repeats for the `lm` objective, and what the
-// training-step benchmark times.
+// clipping, AdamW. lm_pass is the forward and backward part, which lora-train's loop runs
+// once per micro-batch for the lm and lm-pairs objectives; lm_trainer adds the optimizer
+// step, as the training-step benchmark times it.
 #pragma once
 
 #include "nn/gpt2.hpp"
@@ -15,12 +16,28 @@ struct lm_batch {
     const std::int32_t* targets = nullptr;  // (batch, time): the next token, or ignore_index
     const std::int32_t* lengths = nullptr;  // (batch) tokens before the padding, or null
     std::size_t batch = 0, time = 0;
+    const std::int32_t* infix_at = nullptr;  // (batch) where prefix tuning's infix goes, or null
 };
 
 struct step_result {
     double loss = 0;           // mean over the counted targets
     double gradient_norm = 0;  // before clipping
     std::size_t counted = 0;   // targets that counted
+};
+
+class lm_pass {
+public:
+    explicit lm_pass(gpt2_model& model) : model_(model) {}
+
+    // Adds scale · the gradient of the batch's mean loss to the trainable parameters'
+    // gradients (scale = 1/micro-batches when several make a step). gradient_norm is not set.
+    step_result accumulate(const lm_batch& batch, float scale, std::uint64_t dropout_seed = 0);
+    // The loss alone (no activations kept): Σ −log p over the counted targets, and their count.
+    cross_entropy_result evaluate(const lm_batch& batch);
+
+private:
+    gpt2_model& model_;
+    large_vector<float> d_hidden_;
 };
 
 class lm_trainer {
@@ -35,8 +52,8 @@ public:
 
 private:
     gpt2_model& model_;
+    lm_pass pass_;
     adamw optimizer_;
-    large_vector<float> d_hidden_;
 };
 
 }  // namespace lowrank

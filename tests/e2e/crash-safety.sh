@@ -46,4 +46,30 @@ for i in $(seq 40); do cat tests/data/clip-embed/images.txt; done >"$work/many-i
 kill_at_random "clip-embed -o survives SIGKILL" "$work/embeddings.npy" \
     clip-embed --model tests/data/clip-embed/tiny-clip --files-from "$work/many-images.txt" -o "$work/embeddings.npy"
 
+# lora-train: its output, and its checkpoint, which a run killed at any moment leaves whole
+# (the previous one, or none): resuming from it ends with the output of a run never stopped.
+t=tests/data/train
+common=(-q --model tests/data/nn/gpt2-lm.safetensors --method bitfit --steps 40 --lr 1e-3 --context 15 --threads 1)
+train() { lora-train "${common[@]}" "$@" $t/lm.u16; }
+kill_at_random "lora-train -o survives SIGKILL" "$work/trained.safetensors" lora-train "${common[@]}" -o "$work/trained.safetensors" $t/lm.u16
+train -o "$work/whole.safetensors"
+start=$(date +%s%N)
+train --checkpoint-dir "$work/timing" --checkpoint-every 1 -o "$work/timing.safetensors"
+duration=$((($(date +%s%N) - start) / 1000))
+bad=""
+for trial in $(seq 6); do
+    rm -rf "$work/checkpoints" "$work/resumed.safetensors"
+    lora-train "${common[@]}" --checkpoint-dir "$work/checkpoints" --checkpoint-every 1 -o "$work/resumed.safetensors" $t/lm.u16 &
+    pid=$!
+    sleep "$(awk -v us="$duration" -v seed="$RANDOM" 'BEGIN { srand(seed); printf "%.6f", rand() * us / 1e6 }')"
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    if ! train --checkpoint-dir "$work/checkpoints" --checkpoint-every 1 --resume -o "$work/resumed.safetensors" 2>"$work/resume.err" ||
+        ! cmp -s "$work/resumed.safetensors" "$work/whole.safetensors"; then
+        bad="trial $trial: resuming did not give the uninterrupted run's output: $(head -c 300 "$work/resume.err")"
+        break
+    fi
+done
+if [ -n "$bad" ]; then fail "lora-train checkpoints survive SIGKILL" "$bad"; else pass; fi
+
 finish

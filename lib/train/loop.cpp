@@ -1,0 +1,199 @@
+#include "train/loop.hpp"
+
+#include "core/error.hpp"
+#include "core/output.hpp"
+#include "core/progress.hpp"
+#include "core/random.hpp"
+#include "train/state.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace lowrank {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+// The streams of the seed that seed LoRA's dropout masks: one per micro-batch.
+constexpr std::uint64_t dropout_streams = std::uint64_t{3} << 61;
+
+std::string number_text(double value) { return std::isfinite(value) ? fmt::format("{:.6f}", value) : fmt::format("{}", value); }
+
+}  // namespace
+
+training_loop::training_loop(model& target, objective& task, const loop_settings& settings, bool has_dev,
+                             std::function<void(const std::string&)> warn)
+    : model_(target), task_(task), settings_(settings), has_dev_(has_dev),
+      optimizer_(target.parameters(), settings.adamw), warn_(std::move(warn)) {
+    const std::size_t per_step = settings.shape.examples_per_step();
+    if (settings.steps) {
+        total_steps_ = *settings.steps;
+    } else {
+        double examples = settings.epochs.value_or(1.0) * static_cast<double>(task.examples());
+        total_steps_ = static_cast<std::uint64_t>(std::ceil(examples / static_cast<double>(per_step) - 1e-9));
+    }
+    if (total_steps_ == 0) throw usage_error("the run has no step: give --steps or more --epochs");
+    log_ = fmt::format("step\tepoch\tloss\tlr\tgrad_norm\tdev_{}\ttokens_per_s\telapsed_s\n", task.metric());
+}
+
+std::string training_loop::layout() const {
+    nlohmann::json names = nlohmann::json::array();
+    for (const parameter& p : model_.parameters())
+        if (p.trainable) names.push_back({p.name, p.shape});
+    return names.dump();
+}
+
+bool training_loop::evaluates_at(std::uint64_t s) const {
+    if (!has_dev_) return false;
+    if (s + 1 == total_steps_) return true;
+    if (settings_.eval_every > 0) return (s + 1) % settings_.eval_every == 0;
+    const std::uint64_t per_step = settings_.shape.examples_per_step(), examples = task_.examples();
+    return (s + 1) * per_step / examples > s * per_step / examples;  // an epoch ends in this step
+}
+
+void training_loop::step(std::uint64_t s) {
+    parameter_set& parameters = model_.parameters();
+    parameters.zero_gradients();
+    const step_shape& shape = settings_.shape;
+    const float scale = 1.0f / static_cast<float>(shape.micro_batches);
+    loss_ = 0;
+    tokens_ = 0;
+    for (std::size_t micro = 0; micro < shape.micro_batches; ++micro) {
+        std::uint64_t dropout_seed = random_generator(settings_.seed, dropout_streams + s * shape.micro_batches + micro).next() | 1;
+        pass_result pass = task_.accumulate(batch_start(shape, s, micro), shape.batch_size, scale, dropout_seed);
+        loss_ += pass.loss / static_cast<double>(shape.micro_batches);
+        tokens_ += pass.tokens;
+    }
+    gradient_norm_ = clip_gradient_norm(parameters, settings_.max_grad_norm);
+    if (!std::isfinite(loss_) || !std::isfinite(gradient_norm_)) {
+        std::string what = !std::isfinite(loss_) ? fmt::format("the loss is {}", loss_)
+                                                 : fmt::format("the gradient norm is {}", gradient_norm_);
+        std::string kept = settings_.checkpoint_dir.empty()
+                               ? "no checkpoint was written"
+                               : fmt::format("the checkpoint in {} is left as it was", settings_.checkpoint_dir);
+        throw error(fmt::format("step {}: {}; training stopped ({})", s + 1, what, kept));
+    }
+    learning_rate_ = scheduled_learning_rate(settings_.learning_rate, s, settings_.warmup, total_steps_, settings_.decay);
+    optimizer_.step(learning_rate_);
+    task_.after_step();
+}
+
+void training_loop::evaluate(std::uint64_t s) {
+    dev_metric_ = task_.evaluate(settings_.shape.batch_size);
+    bool better = !best_metric_ ||
+                  (task_.higher_is_better() ? *dev_metric_ > *best_metric_ : *dev_metric_ < *best_metric_);
+    if (better) {
+        best_metric_ = dev_metric_;
+        best_step_ = s + 1;
+        auto values = model_.parameters().trainable_values();
+        best_values_.assign(values.begin(), values.end());
+    }
+}
+
+void training_loop::checkpoint(std::uint64_t steps_done) {
+    training_state state;
+    state.steps = steps_done;
+    state.elapsed = elapsed_before_;
+    state.best_metric = best_metric_;
+    state.best_step = best_step_;
+    state.settings = settings_.fingerprint;
+    state.layout = layout();
+    state.log = log_;
+    auto values = model_.parameters().trainable_values();
+    state.values.assign(values.begin(), values.end());
+    state.first_moment.assign(optimizer_.first_moment().begin(), optimizer_.first_moment().end());
+    state.second_moment.assign(optimizer_.second_moment().begin(), optimizer_.second_moment().end());
+    state.best_values = best_values_;
+    save_training_state(settings_.checkpoint_dir, state);
+}
+
+void training_loop::resume() {
+    auto state = load_training_state(settings_.checkpoint_dir);
+    if (!state) {
+        warn_(fmt::format("--resume: no checkpoint in {}; starting from the first step", settings_.checkpoint_dir));
+        return;
+    }
+    const std::string path = checkpoint_path(settings_.checkpoint_dir);
+    if (state->settings != settings_.fingerprint) {
+        // Name the first setting that differs.
+        auto saved = nlohmann::json::parse(state->settings, nullptr, false), now = nlohmann::json::parse(settings_.fingerprint);
+        std::string difference = "the settings differ";
+        if (saved.is_object())
+            for (auto& [key, value] : now.items())
+                if (!saved.contains(key) || saved[key] != value) {
+                    auto shown = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+                    difference = fmt::format("{} was {}, is now {}", key, saved.contains(key) ? shown(saved[key]) : "unset",
+                                             shown(value));
+                    break;
+                }
+        throw error_in(path, fmt::format("written by a run with other settings ({}); resume with the same ones", difference));
+    }
+    auto values = model_.parameters().trainable_values();
+    if (state->layout != layout() || state->values.size() != values.size())
+        throw error_in(path, "its trained parameters are not this run's");
+    if (state->steps > total_steps_)
+        throw error_in(path, fmt::format("holds {} steps, more than this run's {}", state->steps, total_steps_));
+    std::copy(state->values.begin(), state->values.end(), values.begin());
+    std::copy(state->first_moment.begin(), state->first_moment.end(), optimizer_.first_moment().begin());
+    std::copy(state->second_moment.begin(), state->second_moment.end(), optimizer_.second_moment().begin());
+    optimizer_.set_steps(state->steps);
+    first_step_ = state->steps;
+    elapsed_before_ = state->elapsed;
+    best_metric_ = state->best_metric;
+    best_step_ = state->best_step;
+    best_values_ = std::move(state->best_values);
+    log_ = std::move(state->log);
+}
+
+void training_loop::write_log() const {
+    if (settings_.log_path.empty()) return;
+    output_stream out(settings_.log_path, output_kind::text);
+    out.write(log_);
+    out.commit();
+}
+
+void training_loop::run() {
+    if (settings_.resume) resume();
+    const auto start = clock_type::now();
+    const double elapsed_at_start = elapsed_before_;
+    std::size_t tokens = 0;
+    progress bar("training", "steps", total_steps_, settings_.quiet);
+    bar.advance(first_step_);
+    const std::uint64_t per_step = settings_.shape.examples_per_step();
+    try {
+        for (std::uint64_t s = first_step_; s < total_steps_; ++s) {
+            step(s);
+            tokens += tokens_;
+            dev_metric_.reset();
+            if (evaluates_at(s)) evaluate(s);
+            double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+            elapsed_before_ = elapsed_at_start + seconds;
+            log_ += fmt::format("{}\t{:.4f}\t{}\t{:.6g}\t{}\t{}\t{:.0f}\t{:.3f}\n", s + 1,
+                                static_cast<double>((s + 1) * per_step) / static_cast<double>(task_.examples()),
+                                number_text(loss_), learning_rate_, number_text(gradient_norm_),
+                                dev_metric_ ? number_text(*dev_metric_) : "", static_cast<double>(tokens) / seconds,
+                                elapsed_before_);
+            bool last = s + 1 == total_steps_;
+            if (!settings_.checkpoint_dir.empty() &&
+                (last || (settings_.checkpoint_every > 0 && (s + 1) % settings_.checkpoint_every == 0)))
+                checkpoint(s + 1);
+            bar.advance();
+        }
+    } catch (const error&) {
+        bar.finish();
+        write_log();
+        throw;
+    }
+    bar.finish();
+    write_log();
+}
+
+void training_loop::restore_best() {
+    if (best_values_.empty()) return;
+    auto values = model_.parameters().trainable_values();
+    std::copy(best_values_.begin(), best_values_.end(), values.begin());
+}
+
+}  // namespace lowrank

@@ -1,0 +1,91 @@
+#include "train/run.hpp"
+
+#include "core/error.hpp"
+#include "core/output.hpp"
+
+#include <filesystem>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace lowrank {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Where the output goes must be able to take it, before hours of training: a folder for a
+// PEFT adapter (absent, empty, or holding an adapter it replaces), a file otherwise.
+void check_output(const training_settings& settings) {
+    const std::string& path = settings.output;
+    if (settings.method.kind == method_kind::lora) {
+        if (path == "-" || path.empty())
+            throw usage_error("--method lora writes a PEFT adapter folder: give it with -o FOLDER");
+        if (fs::exists(path)) {
+            if (!fs::is_directory(path))
+                throw error_in(path, "exists and is not a folder (--method lora writes a PEFT adapter folder)");
+            if (!fs::is_empty(path) && !fs::exists(fs::path(path) / "adapter_config.json"))
+                throw error_in(path, "is a folder that holds other things than an adapter; give a new or empty one");
+        }
+        return;
+    }
+    if (path == "-" || path.empty()) refuse_binary_on_terminal("the trained tensors (safetensors)");
+    else if (fs::is_directory(path))
+        throw error_in(path, fmt::format("is a folder; --method {} writes one safetensors file",
+                                         method_name(settings.method.kind)));
+}
+
+// What a resumed run must share with the run that wrote the checkpoint: every setting that
+// changes the numbers (not the output paths, the thread count or how often to checkpoint).
+std::string fingerprint(const training_settings& settings) {
+    const method_settings& m = settings.method;
+    const objective_settings& o = settings.objective;
+    const loop_settings& l = settings.loop;
+    auto text = [](float value) { return fmt::format("{}", value); };  // 0.01, not 0.009999999776482582
+    nlohmann::json files = nlohmann::json::array();
+    for (const auto* group : {&settings.train, &settings.dev})
+        for (const std::string& path : *group) {
+            std::error_code failure;
+            auto size = fs::file_size(path, failure);
+            files.push_back(fmt::format("{} ({} bytes)", path, failure ? 0 : size));
+        }
+    nlohmann::json json = {
+        {"model", settings.model_path}, {"data", files}, {"method", method_name(m.kind)},
+        {"rank", m.lora.rank}, {"alpha", text(m.lora.alpha)}, {"rslora", m.lora.rslora}, {"lora_dropout", text(m.lora.dropout)},
+        {"targets", m.targets}, {"init", m.init == lora_init::gaussian ? "gaussian" : "kaiming"},
+        {"adapter_size", m.adapter_size}, {"prefix_length", m.prefix_length}, {"infix_length", m.infix_length},
+        {"task", task_name(o.task)}, {"seed", o.seed}, {"context", o.context},
+        {"pad_id", o.pad_id ? nlohmann::json(*o.pad_id) : nlohmann::json(nullptr)}, {"label_column", o.label_column},
+        {"loss_mask", o.loss_mask}, {"metric", o.metric}, {"loss", static_cast<int>(o.loss)}, {"lambda", text(o.lambda)},
+        {"margin", text(o.margin)}, {"temperature", o.temperature ? text(*o.temperature) : "model's"},
+        {"lr", text(l.learning_rate)}, {"warmup", l.warmup}, {"schedule", static_cast<int>(l.decay)},
+        {"weight_decay", text(l.adamw.weight_decay)}, {"max_grad_norm", l.max_grad_norm},
+        {"batch_size", l.shape.batch_size}, {"accumulate", l.shape.micro_batches},
+        {"epochs", l.epochs ? nlohmann::json(*l.epochs) : nlohmann::json(nullptr)},
+        {"steps", l.steps ? nlohmann::json(*l.steps) : nlohmann::json(nullptr)}, {"eval_every", l.eval_every}};
+    return json.dump();
+}
+
+}  // namespace
+
+void run_training(const training_settings& settings, const training_messages& messages) {
+    check_output(settings);
+    checkpoint base(settings.model_path);
+    model target(base.config());
+    const bool logit_scale = settings.objective.task == task_kind::clip && settings.objective.loss == contrastive_kind::infonce;
+    apply_method(target, settings.method, logit_scale);
+    target.parameters().allocate();
+    auto loaded = load_parameters(target.parameters(), base, target.arch(), {added_by_method});
+    for (const auto& warning : loaded.warnings) messages.warn(warning);
+    initialize_method(target, settings.method, settings.objective.seed);
+
+    auto task = make_objective(target, settings.objective, settings.train, settings.dev);
+    loop_settings loop = settings.loop;
+    loop.seed = settings.objective.seed;
+    loop.fingerprint = fingerprint(settings);
+    training_loop trainer(target, *task, loop, !settings.dev.empty(), messages.warn);
+    messages.notice(trainable_parameters_line(target.parameters()));
+    trainer.run();
+    trainer.restore_best();
+    save_method_output(settings.output, target, settings.method, {settings.model_path, settings.objective.task});
+}
+
+}  // namespace lowrank
