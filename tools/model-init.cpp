@@ -1,11 +1,13 @@
 // model-init: a randomly initialised gpt2, vit or clip model (Hugging Face's initialisation,
-// seeded), written as safetensors with its config in the metadata.
+// seeded), written as safetensors with its config in the metadata; or, with --from, an
+// existing model with a new part (a classification head on a pre-trained language model).
 #include "core/cli.hpp"
 #include "core/error.hpp"
 #include "core/input.hpp"
 #include "core/output.hpp"
 #include "core/text.hpp"
 #include "core/memory.hpp"
+#include "nn/checkpoint.hpp"
 #include "nn/model.hpp"
 
 #include <fmt/format.h>
@@ -16,7 +18,7 @@ using json = nlohmann::json;
 namespace {
 
 struct settings {
-    std::string arch_name, preset, config_path;
+    std::string arch_name, preset, config_path, from;
     std::vector<std::string> assignments;
     std::size_t labels = 0;
 };
@@ -31,6 +33,13 @@ std::string_view model_type(architecture arch) {
 }
 
 json base_config(architecture arch, const settings& options) {
+    if (!options.from.empty()) {
+        json config = checkpoint(options.from).config().json;
+        if (config.value("model_type", "") != model_type(arch))
+            throw error_in(options.from, fmt::format("is a {} model, not {}", config.value("model_type", "?"),
+                                                     architecture_name(arch)));
+        return config;
+    }
     if (!options.preset.empty()) {
         auto preset = preset_config(arch, options.preset);
         if (!preset)
@@ -66,8 +75,8 @@ void apply_labels(json& config, architecture arch, std::size_t labels) {
 void initialize_model(const command_line& cli, const settings& options) {
     auto arch = architecture_from_name(options.arch_name);
     if (!arch) throw usage_error(fmt::format("--arch '{}': expected gpt2, vit or clip", options.arch_name));
-    if (!options.preset.empty() && !options.config_path.empty())
-        throw usage_error("--preset and --config cannot be combined");
+    if (!options.preset.empty() + !options.config_path.empty() + !options.from.empty() > 1)
+        throw usage_error("--preset, --config and --from exclude each other");
     json config = base_config(*arch, options);
     for (const std::string& assignment : options.assignments) set_config_field(config, *arch, assignment);
     if (cli.given("labels")) {
@@ -93,6 +102,15 @@ void initialize_model(const command_line& cli, const settings& options) {
                                                 count));
     created.parameters().allocate();
     created.initialize(cli.common().seed);
+    if (!options.from.empty()) {
+        // The source's tensors replace the fresh values; what it lacks (a new head) keeps them.
+        checkpoint source(options.from);
+        auto loaded = load_parameters(created.parameters(), source, parsed.arch,
+                                      {.may_be_missing = [](const parameter&) { return true; }});
+        for (const parameter* fresh : loaded.missing)
+            cli.warn(fmt::format("{}: no tensor '{}': initialised", options.from, fresh->name));
+        for (const auto& warning : loaded.warnings) cli.warn(warning);
+    }
     output_stream out(cli.common().output, output_kind::binary);
     save_parameters(out, created.parameters(), parsed.json);
     out.commit();
@@ -113,6 +131,9 @@ int main(int argc, char** argv) {
         ("preset", value(&options.preset, "NAME"),
          "a config preset: tiny, small; gpt2 also gpt2, gpt2-medium; vit and clip also clip-vit-b-32")
         ("config", value(&options.config_path, "FILE"), "read the config from a Hugging Face config.json")
+        ("from", value(&options.from, "MODEL"),
+         "start from MODEL (its config and weights); tensors it lacks, such as the head --labels adds, are "
+         "initialised")
         ("set", value(&options.assignments, "KEY=VALUE")->composing(),
          "set a config field (repeatable); VALUE is JSON or a string; clip's tower fields as "
          "text_config.KEY or vision_config.KEY")
@@ -124,6 +145,7 @@ int main(int argc, char** argv) {
     cli.epilog("Examples:\n"
                "  model-init --arch gpt2 --preset small --seed 1 -o gpt2-small.safetensors\n"
                "  model-init --arch gpt2 --preset tiny --labels 3 -o classifier.safetensors\n"
+               "  model-init --arch gpt2 --from pretrained.safetensors --labels 4 -o classifier.safetensors\n"
                "  model-init --arch clip --preset tiny --set projection_dim=64 -o clip.safetensors");
     return cli.run(argc, argv, [&] {
         if (options.arch_name.empty()) throw usage_error("--arch is required (gpt2, vit or clip)");

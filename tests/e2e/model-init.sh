@@ -69,11 +69,36 @@ expect_failure "config not JSON" 1 "/broken.json: not a JSON object" model-init 
 expect_failure "config field of the wrong type" 1 "/bad-field.json: config field 'n_head' must be a positive integer, not \"many\"" model-init --arch gpt2 --config "$work/bad-field.json" -o "$work/out.safetensors"
 expect_failure "output folder missing" 1 "/absent/out.safetensors: cannot create" model-init --arch gpt2 --preset tiny -o "$work/absent/out.safetensors"
 expect_no_file "no output after an error" "$work/out.safetensors"
+# --- --from: a new head on a trained body ---------------------------------------------------
+# The body's tensors keep the source's bytes (float32 in and out); the head is new.
+tensor_bytes() {
+    /usr/bin/python3 - "$1" "$2" <<'PY'
+import json, struct, sys
+with open(sys.argv[1], "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    header = json.loads(f.read(n))
+    begin, end = header[sys.argv[2]]["data_offsets"]
+    f.seek(8 + n + begin)
+    sys.stdout.buffer.write(f.read(end - begin))
+PY
+}
+model-init --arch gpt2 --preset tiny --seed 5 -o "$work/lm.safetensors"
+expect_warning "--from: the new head is named" "no tensor 'score.weight': initialised" model-init --arch gpt2 --from "$work/lm.safetensors" --labels 4 --seed 6 -o "$work/classifier.safetensors"
+tensor_bytes "$work/lm.safetensors" transformer.h.1.attn.c_attn.weight >"$work/body-before"
+tensor_bytes "$work/classifier.safetensors" transformer.h.1.attn.c_attn.weight >"$work/body-after"
+expect_same "--from: the body keeps its weights" "$work/body-before" "$work/body-after"
+describe "$work/classifier.safetensors" >"$work/classifier.txt"
+expect_success "--from: a four-class head" grep -q "^score.weight F32 \[4, 64\]$" "$work/classifier.txt"
+expect_success "--from: the config says so" grep -q '"architectures": \["GPT2ForSequenceClassification"\]' "$work/classifier.txt"
+expect_failure "--from a model of another architecture" 1 "lm.safetensors: is a gpt2 model, not vit" model-init --arch vit --from "$work/lm.safetensors" -o "$work/out.safetensors"
+expect_failure "--from with --preset" 2 "--preset, --config and --from exclude each other" model-init --arch gpt2 --preset tiny --from "$work/lm.safetensors" -o "$work/out.safetensors"
+expect_failure "--from a missing file" 1 "absent.safetensors: No such file" model-init --arch gpt2 --from "$work/absent.safetensors" -o "$work/out.safetensors"
+
 expect_failure "no --arch" 2 "--arch is required" model-init --preset tiny -o "$work/out.safetensors"
 expect_failure "unknown architecture" 2 "--arch 'bert': expected gpt2, vit or clip" model-init --arch bert -o "$work/out.safetensors"
 expect_failure "unknown preset" 2 "unknown preset 'huge' for gpt2 \(presets: tiny, small, gpt2, gpt2-medium\)" model-init --arch gpt2 --preset huge -o "$work/out.safetensors"
 expect_failure "preset of another architecture" 2 "unknown preset 'gpt2' for vit" model-init --arch vit --preset gpt2 -o "$work/out.safetensors"
-expect_failure "--preset with --config" 2 "--preset and --config cannot be combined" model-init --arch gpt2 --preset tiny --config "$work/config.json" -o "$work/out.safetensors"
+expect_failure "--preset with --config" 2 "--preset, --config and --from exclude each other" model-init --arch gpt2 --preset tiny --config "$work/config.json" -o "$work/out.safetensors"
 expect_failure "unknown field" 2 "--set n_layers: gpt2 has no config field 'n_layers' \(fields: " model-init --arch gpt2 --preset tiny --set n_layers=2 -o "$work/out.safetensors"
 expect_failure "--set without a value" 2 "--set 'n_layer': expected KEY=VALUE" model-init --arch gpt2 --preset tiny --set n_layer -o "$work/out.safetensors"
 expect_failure "a value the field cannot take" 2 "config field 'n_head' \(5\) must divide n_embd \(64\)" model-init --arch gpt2 --preset tiny --set n_head=5 -o "$work/out.safetensors"
