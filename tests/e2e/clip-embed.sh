@@ -36,6 +36,14 @@ expect_success "--zeroshot agrees (labels, probabilities)" tests/e2e/close-tsv $
 expect_success "--report" clip-embed --model $m --files-from $d/images.txt --text $d/captions.txt --report -o "$work/report.tsv"
 expect_success "--report agrees" tests/e2e/close-tsv $d/report.tsv "$work/report.tsv"
 
+# --- The hub's layout as openai/clip-vit-base-patch32 has it loads unchanged (legacy token
+# ids: the end token is the largest id; position_ids buffers; more tokenizer files) -------------
+/usr/bin/python3 $d/make-fixtures.py hub-layout $m "$work/hub"
+expect_success "hub layout: images" clip-embed --model "$work/hub" --files-from $d/images.txt -o "$work/hub-images.npy"
+expect_same "hub layout: the same image embeddings" "$work/images.npy" "$work/hub-images.npy"
+expect_success "hub layout: captions" clip-embed --model "$work/hub" --text $d/captions.txt -o "$work/hub-texts.npy"
+expect_same "hub layout: the same caption embeddings" "$work/texts.npy" "$work/hub-texts.npy"
+
 # --- --top 1 is GLUE's submission format: glue-eval scores it --------------------------------
 awk -F'\t' 'NR == 1 { print "index\tprediction"; next } { print $1 "\t" $2 }' $d/zeroshot.tsv >"$work/top1.expected"
 expect_output "--top 1: index<TAB>prediction" "$work/top1.expected" clip-embed --model $m --files-from $d/images.txt --zeroshot $d/classes.txt --template 'a photo of a {}.' --template 'a drawing of a {}.' --top 1
@@ -55,7 +63,9 @@ expect_success "ViT-B/32 shape: agree with PyTorch" /usr/bin/python3 $d/make-fix
 # --- bfloat16 products: within cosine 0.999 of float32 (float32 where the CPU cannot) ----------
 clip-embed --model "$work/b32.safetensors" --patches "$work/b32-patches.npy" --precision bf16 -o "$work/b32-bf16.npy" 2>"$work/bf16.stderr"
 cosines() { /usr/bin/python3 -c "import numpy as np, sys; a, b = np.load(sys.argv[1]), np.load(sys.argv[2]); c = (a * b).sum(1); print(c.min()); sys.exit(0 if c.min() >= 0.999 else 1)" "$@"; }
-if cosines "$work/b32-images.npy" "$work/b32-bf16.npy" >"$work/cosine"; then pass; else fail "bf16: every embedding within cosine 0.999 of float32" "$(cat "$work/cosine")"; fi
+if cosines "$work/b32-images.npy" "$work/b32-bf16.npy" >"$work/cosine"; then pass; else fail "bf16: every image embedding within cosine 0.999 of float32" "$(cat "$work/cosine")"; fi
+clip-embed -q --model "$work/b32.safetensors" --ids "$work/b32-ids.npy" --precision bf16 -o "$work/b32-bf16-texts.npy"
+if cosines "$work/b32-texts.npy" "$work/b32-bf16-texts.npy" >"$work/cosine"; then pass; else fail "bf16: every text embedding within cosine 0.999 of float32" "$(cat "$work/cosine")"; fi
 if grep -q . "$work/bf16.stderr" && ! grep -q "AVX512-BF16\|oneDNN" "$work/bf16.stderr"; then fail "bf16: only a fallback warning" "$(cat "$work/bf16.stderr")"; else pass; fi
 rm -f "$work"/b32.safetensors
 

@@ -24,6 +24,11 @@ Run from the repository root: /usr/bin/python3 tests/data/clip-embed/make-fixtur
 Also: make-fixtures.py check MODEL PATCHES IDS IMAGES TEXTS: embeds with the model at
 MODEL (any size, e.g. model-init's clip-vit-b-32) and exits 1 unless our embeddings
 IMAGES and TEXTS agree with PyTorch's to 1e-4.
+And: make-fixtures.py hub-layout SOURCE TARGET: the model of the folder SOURCE laid out as
+the hub's openai/clip-vit-base-patch32 is: config.json with the fields save_pretrained
+writes for it (legacy token ids bos 0, eos 2, pad 1; text_config_dict and
+vision_config_dict; id2label placeholders...), position_ids buffers (I64) in
+model.safetensors, the tokenizer files and preprocessor_config.json.
 """
 import json
 import math
@@ -248,8 +253,74 @@ def make():
             f.write(f"{name}\t{value}\n" if name == "pairs" else f"{name}\t{value:.6f}\n")
 
 
+# The fields PretrainedConfig.to_dict writes for every sub-config of hub checkpoints saved
+# by transformers 4.2x, with their default values.
+GENERIC_FIELDS = {
+    "_name_or_path": "", "add_cross_attention": False, "architectures": None, "bad_words_ids": None,
+    "chunk_size_feed_forward": 0, "cross_attention_hidden_size": None, "decoder_start_token_id": None,
+    "diversity_penalty": 0.0, "do_sample": False, "early_stopping": False, "encoder_no_repeat_ngram_size": 0,
+    "exponential_decay_length_penalty": None, "finetuning_task": None, "forced_bos_token_id": None,
+    "forced_eos_token_id": None, "id2label": {"0": "LABEL_0", "1": "LABEL_1"}, "is_decoder": False,
+    "is_encoder_decoder": False, "label2id": {"LABEL_0": 0, "LABEL_1": 1}, "length_penalty": 1.0, "max_length": 20,
+    "min_length": 0, "no_repeat_ngram_size": 0, "num_beam_groups": 1, "num_beams": 1, "num_return_sequences": 1,
+    "output_attentions": False, "output_hidden_states": False, "output_scores": False, "prefix": None,
+    "problem_type": None, "pruned_heads": {}, "remove_invalid_values": False, "repetition_penalty": 1.0,
+    "return_dict": True, "return_dict_in_generate": False, "sep_token_id": None, "task_specific_params": None,
+    "temperature": 1.0, "tf_legacy_loss": False, "tie_encoder_decoder": False, "tie_word_embeddings": True,
+    "tokenizer_class": None, "top_k": 50, "top_p": 1.0, "torch_dtype": None, "torchscript": False,
+    "transformers_version": "4.21.0.dev0", "typical_p": 1.0, "use_bfloat16": False,
+    "attention_dropout": 0.0, "dropout": 0.0, "initializer_factor": 1.0, "initializer_range": 0.02,
+}
+
+
+def hub_layout(source, target):
+    config = json.load(open(os.path.join(source, "config.json")))
+    text, vision = config["text_config"], config["vision_config"]
+    hub = {
+        "_commit_hash": None, "_name_or_path": "openai/clip-vit-base-patch32", "architectures": ["CLIPModel"],
+        "initializer_factor": 1.0, "logit_scale_init_value": 2.6592, "model_type": "clip",
+        "projection_dim": config["projection_dim"], "torch_dtype": "float32", "transformers_version": None,
+        "text_config": {**GENERIC_FIELDS, **text, "model_type": "clip_text_model", "bos_token_id": 0,
+                        "eos_token_id": 2, "pad_token_id": 1, "projection_dim": config["projection_dim"]},
+        "text_config_dict": None,
+        "vision_config": {**GENERIC_FIELDS, **vision, "model_type": "clip_vision_model",
+                          "projection_dim": config["projection_dim"]},
+        "vision_config_dict": None,
+    }
+    # Older saves also carry the sub-configs whole as text_config_dict and vision_config_dict
+    # (transformers lets them override text_config and vision_config).
+    hub["text_config_dict"], hub["vision_config_dict"] = dict(hub["text_config"]), dict(hub["vision_config"])
+    os.makedirs(target, exist_ok=True)
+    with open(os.path.join(target, "config.json"), "w") as f:
+        json.dump(hub, f, indent=2, sort_keys=True)
+    tensors, _ = read_safetensors(os.path.join(source, "model.safetensors"))
+    tensors = {name: value.float() for name, value in tensors.items()}
+    tensors["text_model.embeddings.position_ids"] = torch.arange(text["max_position_embeddings"])[None]
+    patches = (vision["image_size"] // vision["patch_size"]) ** 2
+    tensors["vision_model.embeddings.position_ids"] = torch.arange(patches + 1)[None]
+    rm.save_safetensors(os.path.join(target, "model.safetensors"), tensors, {"format": "pt"})
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(os.path.join(source, name), os.path.join(target, name))
+    extras = {
+        "special_tokens_map.json": {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
+                                    "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>"},
+        "tokenizer_config.json": {"do_lower_case": True, "model_max_length": 77, "errors": "replace",
+                                  "tokenizer_class": "CLIPTokenizer"},
+        "preprocessor_config.json": {"crop_size": vision["image_size"], "do_center_crop": True,
+                                     "do_normalize": True, "do_resize": True,
+                                     "feature_extractor_type": "CLIPFeatureExtractor",
+                                     "image_mean": MEAN.tolist(), "image_std": STD.tolist(), "resample": 3,
+                                     "size": vision["image_size"]},
+    }
+    for name, value in extras.items():
+        with open(os.path.join(target, name), "w") as f:
+            json.dump(value, f, indent=2)
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 7 and sys.argv[1] == "check":
         check(*sys.argv[2:])
+    elif len(sys.argv) == 4 and sys.argv[1] == "hub-layout":
+        hub_layout(*sys.argv[2:])
     else:
         make()
