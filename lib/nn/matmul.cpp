@@ -123,13 +123,15 @@ constexpr std::size_t block_alignment = 16;
 std::atomic<matmul_precision> precision{matmul_precision::float32};
 
 // Runs block(product restricted to a block of rows or columns of c) for a fixed split of
-// c over the threads, or block(p) on the calling thread when splitting does not pay.
+// c over the threads (by rows, unless prefer_columns and there are enough columns), or
+// block(p) on the calling thread when splitting does not pay.
 template <class Block>
-void split_product(const gemm& p, Block&& block) {
+void split_product(const gemm& p, bool prefer_columns, Block&& block) {
     std::size_t parts = static_cast<std::size_t>(thread_count());
     double work = static_cast<double>(p.m) * static_cast<double>(p.n) * static_cast<double>(p.k);
-    bool split_rows = p.m >= parts * 2 * block_alignment;
-    bool split_columns = !split_rows && p.n >= parts * 2 * block_alignment;
+    bool columns_possible = p.n >= parts * 2 * block_alignment;
+    bool split_rows = p.m >= parts * 2 * block_alignment && !(prefer_columns && columns_possible);
+    bool split_columns = !split_rows && columns_possible;
     if (parts <= 1 || work < parallel_threshold || (!split_rows && !split_columns)) {
         block(p);
         return;
@@ -171,13 +173,19 @@ void to_bfloat16(const float* values, std::size_t rows, std::size_t columns, std
 void matmul_bfloat16(const gemm& p) {
     // b as stored: (n × k) when transposed, else (k × n)
     const std::size_t b_rows = p.transpose_b ? p.n : p.k, b_columns = p.transpose_b ? p.k : p.n;
-    std::vector<std::uint16_t> b(b_rows * b_columns);
+    // Kept from call to call (no page faults each time); the threads below share this
+    // thread's buffer through the reference.
+    thread_local std::vector<std::uint16_t> b_buffer;
+    std::vector<std::uint16_t>& b = b_buffer;
+    b.resize(b_rows * b_columns);
     parallel_for(b_rows, [&](std::size_t begin, std::size_t end) {
         for (std::size_t i = begin; i < end; ++i)
             convert_from_float(p.b + i * p.ldb, b_columns, dtype::bf16,
                                reinterpret_cast<std::byte*>(b.data() + i * b_columns));
     });
-    split_product(p, [&](const gemm& block) {
+    // Each block of rows needs all of b, rounded and repacked by oneDNN; each block of
+    // columns all of a: split the way that repeats the smaller operand.
+    split_product(p, p.m < p.n, [&](const gemm& block) {
         thread_local std::vector<std::uint16_t> a;
         to_bfloat16(block.a, block.m, block.k, block.lda, block.transpose_a, a);
         // a column block of c reads columns [offset, offset + block.n) of op(b)
@@ -222,7 +230,7 @@ void matmul(const gemm& p) {
     }
     const blas_library& library = blas();
     if (library.get_threads() != 1) library.set_threads(1);  // another part of the process changed it
-    split_product(p, [&](const gemm& block) { sgemm(library, block); });
+    split_product(p, false, [&](const gemm& block) { sgemm(library, block); });
 }
 
 std::string matmul_backend() {
