@@ -227,7 +227,8 @@ std::string trainable_parameters_line(const parameter_set& parameters) {
 
 namespace {
 
-// Float tensors built for writing; deque: addresses stay put.
+// Float tensors for writing: parameters' values, or values built for it (a deque: their
+// addresses stay put).
 struct tensor_store {
     std::deque<std::vector<float>> buffers;
     std::vector<tensor_data> tensors;
@@ -237,8 +238,10 @@ struct tensor_store {
         tensors.push_back({{std::move(name), dtype::f32, std::move(shape)},
                            {reinterpret_cast<const std::byte*>(kept.data()), kept.size() * sizeof(float)}});
     }
+    // A parameter's values as they are (no copy: they outlive the writing).
     void add(const parameter& p, const std::string& name) {
-        add(name, {p.shape.begin(), p.shape.end()}, std::vector<float>(p.value, p.value + p.size()));
+        tensors.push_back({{name, dtype::f32, {p.shape.begin(), p.shape.end()}},
+                           {reinterpret_cast<const std::byte*>(p.value), p.size() * sizeof(float)}});
     }
 };
 

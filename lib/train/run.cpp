@@ -12,10 +12,24 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Where the output goes must be able to take it, before hours of training: a folder for a
-// PEFT adapter (absent, empty, or holding an adapter it replaces), a file otherwise.
-void check_output(const training_settings& settings) {
+// A file or folder to be made at `path` needs its parent folder.
+void check_parent(const std::string& path) {
+    fs::path parent = fs::path(path).parent_path();
+    if (!parent.empty() && !fs::is_directory(parent)) throw error_in(path, "cannot create: No such file or directory");
+}
+
+// Where the outputs go must be able to take them, before hours of training: a folder for a
+// PEFT adapter (absent, empty, or holding an adapter it replaces), a file otherwise; the
+// log's folder; the checkpoint folder, made now.
+void check_outputs(const training_settings& settings) {
+    if (!settings.loop.log_path.empty() && settings.loop.log_path != "-") check_parent(settings.loop.log_path);
+    if (!settings.loop.checkpoint_dir.empty()) {
+        std::error_code failure;
+        fs::create_directories(settings.loop.checkpoint_dir, failure);
+        if (failure) throw error_in(settings.loop.checkpoint_dir, failure.message());
+    }
     const std::string& path = settings.output;
+    if (path != "-" && !path.empty()) check_parent(path);
     if (settings.method.kind == method_kind::lora) {
         if (path == "-" || path.empty())
             throw usage_error("--method lora writes a PEFT adapter folder: give it with -o FOLDER");
@@ -64,10 +78,22 @@ std::string fingerprint(const training_settings& settings) {
     return json.dump();
 }
 
+// The base file's pages of the parameters that train were copied out at loading: give them
+// back (full fine-tuning would otherwise hold the model twice).
+void release_trained(const checkpoint& base, const parameter_set& parameters) {
+    const safetensors_checkpoint& files = base.files();
+    for (const parameter& p : parameters) {
+        if (!p.trainable) continue;
+        const auto* found = files.find(p.name);
+        if (!found && p.name.starts_with("transformer.")) found = files.find(p.name.substr(12));
+        if (found) files.files()[found->file].release(*found->tensor);
+    }
+}
+
 }  // namespace
 
 void run_training(const training_settings& settings, const training_messages& messages) {
-    check_output(settings);
+    check_outputs(settings);
     checkpoint base(settings.model_path);
     model target(base.config());
     const bool logit_scale = settings.objective.task == task_kind::clip && settings.objective.loss == contrastive_kind::infonce;
@@ -75,6 +101,7 @@ void run_training(const training_settings& settings, const training_messages& me
     target.parameters().allocate();
     auto loaded = load_parameters(target.parameters(), base, target.arch(), {added_by_method});
     for (const auto& warning : loaded.warnings) messages.warn(warning);
+    release_trained(base, target.parameters());
     initialize_method(target, settings.method, settings.objective.seed);
 
     auto task = make_objective(target, settings.objective, settings.train, settings.dev);

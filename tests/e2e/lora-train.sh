@@ -183,6 +183,10 @@ expect_failure "a label that is no class" 1 "/labels.tsv:3: label 'three' is nei
 expect_failure "patches of another shape" 1 "/patches.npy: patches of shape \(4, 48\), the model takes \(16, 48\)" lora-train --model $n/vit.safetensors --task classify -o $out "$work/patches.npy" $n/vit.targets.npy
 expect_failure "a loss mask of another shape" 1 "/mask.npy: a loss mask of shape \(3, 4\), the ids are \(3, 10\)" lora-train --model $tiny --task lm-pairs --loss-mask -o $out $n/gpt2-lm.ids.npy "$work/mask.npy"
 expect_failure "dev data that do not fit either" 1 "/big.u16: token id 99" lora-train --model $tiny --dev "$work/big.u16" -o $out $t/lm.u16
+expect_failure "a log in a folder that does not exist, before training" 1 "/absent/log.tsv: cannot create: No such file or directory" lora-train --model $tiny --steps 1000000 --log "$work/absent/log.tsv" -o $out $t/lm.u16
+expect_failure "an output in a folder that does not exist, before training" 1 "/absent/out.safetensors: cannot create: No such file or directory" lora-train --model $tiny --method bitfit --steps 1000000 -o "$work/absent/out.safetensors" $t/lm.u16
+mkdir -p "$work/busy" && touch "$work/busy/notes.txt"
+expect_failure "a LoRA output folder that holds other things" 1 "/busy: is a folder that holds other things than an adapter; give a new or empty one" lora-train --model $tiny --steps 1 -o "$work/busy" $t/lm.u16
 expect_no_file "no output after an error" "$out"
 expect_failure "no --model" 2 "--model is required" lora-train -o $out $t/lm.u16
 expect_failure "no data" 2 "missing operand" lora-train --model $tiny -o $out

@@ -1,0 +1,58 @@
+"""lora-train benchmark's peer: the same training run in PyTorch. The GPT-2-shaped model of
+the training-step benchmark (tests/data/nn/reference_models.py), trained as lora-train
+trains it: each step a batch of random windows of the token stream, forward, LM loss,
+backward, clip_grad_norm_(1.0), AdamW (weight decay 0.01) with linear decay; LoRA r=8 on the
+q and v slices of c_attn (loralib's MergedLinear layout) or full fine-tuning. Prints the
+tokens per second of the steps after the first two.
+
+usage: lora-train-peer.py full|lora TOKENS.u16 STEPS BATCH CONTEXT THREADS
+"""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "nn"))
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import reference_models as rm  # noqa: E402
+
+method, path, steps, batch, context, threads = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:7])
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+config = {"vocab_size": 8192, "n_positions": 128, "n_embd": 256, "n_layer": 4, "n_head": 4}
+rank = 8
+stream = np.memmap(path, dtype="<u2", mode="r")
+
+model = rm.GPT2LMHeadModel(config)
+if method == "lora":
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for block in model.transformer.h:
+        d = config["n_embd"]
+        block.attn.lora = rm.LoraSlices(d, d, [0, 2 * d], rank, rank)
+        for a in block.attn.lora.lora_A:
+            torch.nn.init.kaiming_uniform_(a, a=5 ** 0.5)
+trained = [p for p in model.parameters() if p.requires_grad]
+optimizer = torch.optim.AdamW(trained, lr=2e-4, weight_decay=0.01)
+schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, (steps - s) / steps))
+generator = np.random.default_rng(1)
+
+
+def step():
+    starts = generator.integers(0, len(stream) - context, batch)
+    windows = torch.from_numpy(np.stack([stream[s:s + context + 1] for s in starts]).astype(np.int64))
+    optimizer.zero_grad(set_to_none=True)
+    logits = model(windows[:, :-1])
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), windows[:, 1:].reshape(-1))
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(trained, 1.0)
+    optimizer.step()
+    schedule.step()
+
+
+for _ in range(2):
+    step()
+start = time.perf_counter()
+for _ in range(steps - 2):
+    step()
+print(f"{batch * context * (steps - 2) / (time.perf_counter() - start):.1f}")
