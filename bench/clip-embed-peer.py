@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch  # noqa: E402
 import reference_models as rm  # noqa: E402
 
-path, tower, threads, batches = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+path, tower, threads, batches, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 torch.set_num_threads(threads)
 with open(path, "rb") as f:
     length = int.from_bytes(f.read(8), "little")
@@ -32,11 +32,13 @@ else:
     ids = torch.randint(0, vocab - 2, (batch, 77), generator=generator)
     ids[:, 0], ids[:, -1] = vocab - 2, vocab - 1  # start and end tokens: all 77 positions count
     run = lambda: model.text_projection(model.text_model(ids))
+best = 0
 with torch.no_grad():
     embeddings = run()
-    start = time.perf_counter()
-    for _ in range(batches):
-        embeddings = run()
-        embeddings = embeddings / embeddings.norm(dim=-1, keepdim=True)
-    elapsed = time.perf_counter() - start
-print(f"{batch * batches / elapsed:.2f}")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(batches):
+            embeddings = run()
+            embeddings = embeddings / embeddings.norm(dim=-1, keepdim=True)
+        best = max(best, batch * batches / (time.perf_counter() - start))
+print(f"{best:.2f}")
