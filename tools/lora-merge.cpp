@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
                      "(a PEFT folder), computed in float32 and written in each tensor's own dtype. BASE is a "
                      ".safetensors file or a Hugging Face checkpoint folder (sharded or not); the output keeps its "
                      "files, tensor order, names and metadata, with unchanged tensors copied byte for byte. An "
-                     "ADAPTER may also be a trained-tensor file of lora-train (full, top2, bitfit), whose tensors "
+                     "ADAPTER may also be a trained-tensor file of lora-train (full, top2, bitfit, head), whose tensors "
                      "replace the base's.");
     settings options;
     std::vector<std::string> operands;

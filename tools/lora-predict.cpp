@@ -419,7 +419,7 @@ int main(int argc, char** argv) {
          "the model: a .safetensors file, a sharded checkpoint's index, or a folder (required)")
         ("adapter", value(&options.adapters, "[NAME=]PATH")->composing(),
          "a PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors), or a file of tensors "
-         "lora-train trained (full, top2, bitfit, adapter-h, adapter-l, prefix-embed, prefix-layer); repeatable, "
+         "lora-train trained (full, top2, bitfit, head, adapter-h, adapter-l, prefix-embed, prefix-layer); repeatable, "
          "the adapters add up. NAME=PATH: an adapter only for the rows --route gives it")
         ("route", value(&options.route_path, "FILE"),
          "one line per input row: the NAME of the adapter it goes through, or - for none; rows of "

@@ -71,7 +71,7 @@ void check_values(const command_line& cli, const training_settings& s, const opt
 training_settings make_settings(const command_line& cli, training_settings s, const options_text& text) {
     auto method = method_from_name(text.method);
     if (!method)
-        throw usage_error(fmt::format("--method {}: expected lora, full, top2, bitfit, adapter-h, adapter-l, "
+        throw usage_error(fmt::format("--method {}: expected lora, full, top2, bitfit, head, adapter-h, adapter-l, "
                                       "prefix-embed or prefix-layer", text.method));
     s.method.kind = *method;
     auto task = task_from_name(text.task);
@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
         ("model", value(&s.model_path, "MODEL"), "the base model: a .safetensors file or a folder (required)")
         ("task", value(&text.task, "TASK")->default_value(text.task), "lm, lm-pairs, classify, regress or clip")
         ("method", value(&text.method, "METHOD")->default_value(text.method),
-         "lora, full, top2, bitfit, adapter-h, adapter-l, prefix-embed or prefix-layer")
+         "lora, full, top2, bitfit, head, adapter-h, adapter-l, prefix-embed or prefix-layer")
         ("rank", value(&s.method.lora.rank, "R")->default_value(8), "LoRA: the rank r of B·A")
         ("alpha", value(&s.method.lora.alpha, "ALPHA"), "LoRA: B·A is scaled by ALPHA/r (default: ALPHA = r)")
         ("targets", value(&text.targets, "LIST")->default_value(text.targets),

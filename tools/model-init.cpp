@@ -35,6 +35,12 @@ std::string_view model_type(architecture arch) {
 json base_config(architecture arch, const settings& options) {
     if (!options.from.empty()) {
         json config = checkpoint(options.from).config().json;
+        // A vit from a CLIP model: its vision tower, as transformers' CLIPVisionModel takes it.
+        if (arch == architecture::vit && config.value("model_type", "") == "clip" && config.contains("vision_config")) {
+            json vision = config["vision_config"];
+            vision["model_type"] = model_type(arch);
+            return vision;
+        }
         if (config.value("model_type", "") != model_type(arch))
             throw error_in(options.from, fmt::format("is a {} model, not {}", config.value("model_type", "?"),
                                                      architecture_name(arch)));
@@ -132,8 +138,8 @@ int main(int argc, char** argv) {
          "a config preset: tiny, small; gpt2 also gpt2, gpt2-medium; vit and clip also clip-vit-b-32")
         ("config", value(&options.config_path, "FILE"), "read the config from a Hugging Face config.json")
         ("from", value(&options.from, "MODEL"),
-         "start from MODEL (its config and weights); tensors it lacks, such as the head --labels adds, are "
-         "initialised")
+         "start from MODEL (its config and weights; for vit, a clip MODEL's vision tower); tensors it lacks, "
+         "such as the head --labels adds, are initialised")
         ("set", value(&options.assignments, "KEY=VALUE")->composing(),
          "set a config field (repeatable); VALUE is JSON or a string; clip's tower fields as "
          "text_config.KEY or vision_config.KEY")

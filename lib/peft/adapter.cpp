@@ -188,7 +188,7 @@ void adapter::read_trained_tensors() {
 }
 
 bool method_replaces_tensors(std::string_view method) {
-    return method == "full" || method == "top2" || method == "bitfit";
+    return method == "full" || method == "top2" || method == "bitfit" || method == "head";
 }
 
 bool method_adds_modules(std::string_view method) {

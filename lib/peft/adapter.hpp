@@ -11,7 +11,7 @@
 // ".base_layer" component stands for the wrapped module itself. A and B are in Linear
 // orientation even for GPT-2's Conv1D, whose weight is [in, out].
 //
-// Trained-tensor files carry in __metadata__ "lowrank_method" (full, top2, bitfit apply as
+// Trained-tensor files carry in __metadata__ "lowrank_method" (full, top2, bitfit, head apply as
 // replacements; adapter-h, adapter-l, prefix-embed, prefix-layer add modules to the model).
 // Both kinds may carry "lowrank_base_model_type", the base's config model_type (gpt2, vit,
 // clip), so that a tool can refuse a base of another architecture.
@@ -105,7 +105,7 @@ private:
     std::vector<std::string> problems_, warnings_;
 };
 
-// Whether a lowrank_method's trained tensors replace base tensors (full, top2, bitfit), and
+// Whether a lowrank_method's trained tensors replace base tensors (full, top2, bitfit, head), and
 // whether it adds modules that no merge can express (adapter-h, adapter-l, prefix-embed,
 // prefix-layer).
 bool method_replaces_tensors(std::string_view method);

@@ -164,7 +164,8 @@ void planner::plan_adapter(std::size_t number) {
                                     "express; apply it with lora-predict instead", source.method()));
         return;
     } else if (!method_replaces_tensors(source.method())) {
-        problem(number, fmt::format("unknown {} '{}' (full, top2 and bitfit merge)", method_metadata_key, source.method()));
+        problem(number, fmt::format("unknown {} '{}' (full, top2, bitfit and head merge)", method_metadata_key,
+                                    source.method()));
         return;
     }
     // Adapters are small: every value is checked, so that NaN or an infinity never ends up

@@ -15,6 +15,7 @@ namespace {
 constexpr std::pair<method_kind, std::string_view> method_names[] = {
     {method_kind::lora, "lora"},           {method_kind::full, "full"},
     {method_kind::top2, "top2"},           {method_kind::bitfit, "bitfit"},
+    {method_kind::head, "head"},
     {method_kind::adapter_h, "adapter-h"}, {method_kind::adapter_l, "adapter-l"},
     {method_kind::prefix_embed, "prefix-embed"}, {method_kind::prefix_layer, "prefix-layer"},
 };
@@ -154,6 +155,8 @@ void apply_method(model& target, const method_settings& settings, bool train_log
     case method_kind::bitfit:
         for (parameter& p : parameters)
             if (p.name.ends_with(".bias")) p.trainable = true;
+        break;
+    case method_kind::head:  // a linear probe: the task's head alone, below
         break;
     case method_kind::adapter_h:
     case method_kind::adapter_l:

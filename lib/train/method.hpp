@@ -13,7 +13,7 @@
 //
 // Outputs: a PEFT LoRA adapter folder for lora (the head in modules_to_save); for the others
 // a safetensors file of the trained tensors under the base model's names, with the method
-// in its metadata (lowrank_method), which lora-merge (full, top2, bitfit) and lora-predict
+// in its metadata (lowrank_method), which lora-merge (full, top2, bitfit, head) and lora-predict
 // (all) apply.
 #pragma once
 
@@ -28,7 +28,7 @@
 
 namespace lowrank {
 
-enum class method_kind { lora, full, top2, bitfit, adapter_h, adapter_l, prefix_embed, prefix_layer };
+enum class method_kind { lora, full, top2, bitfit, head, adapter_h, adapter_l, prefix_embed, prefix_layer };
 std::optional<method_kind> method_from_name(std::string_view name);
 std::string_view method_name(method_kind kind);
 

@@ -65,6 +65,14 @@ for method in full top2 bitfit; do
     expect_success "$method: merged, the same logits to 1e-5" tests/e2e/close-npy "$work/$method-unmerged.npy" "$work/$method-merged.npy" 1e-5
 done
 
+# --- head: a linear probe trains the classification head alone, and merges ---------------
+c=$n/gpt2-classify
+expect_warning "head: the head's parameters alone train" "^trainable params: 96 \|\|" lora-train --model $c.safetensors --task classify --method head --lr 1e-2 --steps 3 --batch-size 2 -o "$work/head.safetensors" $c.ids.npy $c.targets.npy
+expect_success "head: unmerged" lora-predict --model $c.safetensors --adapter "$work/head.safetensors" --format logits -o "$work/head-unmerged.npy" $c.ids.npy
+expect_success "head: merged" lora-merge $c.safetensors "$work/head.safetensors" -o "$work/head-merged.safetensors"
+lora-predict --model "$work/head-merged.safetensors" --format logits -o "$work/head-merged.npy" $c.ids.npy
+expect_success "head: merged, the same logits to 1e-5" tests/e2e/close-npy "$work/head-unmerged.npy" "$work/head-merged.npy" 1e-5
+
 # --- lora-predict applies adapters and prefix vectors as training evaluated them: the dev
 # loss in the log is the cross-entropy of lora-predict's logits -----------------------------
 c=$n/gpt2-classify
