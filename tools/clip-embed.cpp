@@ -46,8 +46,12 @@ public:
             input_text list(options_.files_from);
             line_cursor lines(list.text());
             std::string_view line;
-            while (lines.next(line))
+            while (lines.next(line)) {
+                if (line.find('\0') != std::string_view::npos)
+                    throw error_at(options_.files_from, lines.line_number(), "a NUL byte: not a list of paths");
                 if (!line.empty()) files.emplace_back(line);
+            }
+            if (files.empty()) throw error_in(options_.files_from, "no image paths (one per line)");
         }
         return image_batches(std::move(files), model_->config().vision);
     }

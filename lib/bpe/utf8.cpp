@@ -50,6 +50,10 @@ std::size_t valid_utf8_prefix(std::string_view text) {
     return position;
 }
 
+bool is_utf8_text(std::string_view text) {
+    return valid_utf8_prefix(text) == text.size() && text.find('\0') == std::string_view::npos;
+}
+
 std::size_t invalid_utf8_prefix(std::string_view text) {
     std::size_t position = 0;
     while (position < text.size() && utf8_sequence_length(text.substr(position)) == 0) ++position;

@@ -16,6 +16,10 @@ std::size_t utf8_sequence_length(std::string_view text);
 // How many bytes at the start of `text` are valid UTF-8 (whole sequences only).
 std::size_t valid_utf8_prefix(std::string_view text);
 
+// Whether `text` is valid UTF-8 without a NUL: what a line of captions or names can be (a
+// NUL or a byte that is not UTF-8 there means a binary file given by mistake).
+bool is_utf8_text(std::string_view text);
+
 // How many bytes at the start of `text` are not the start of a valid sequence.
 std::size_t invalid_utf8_prefix(std::string_view text);
 

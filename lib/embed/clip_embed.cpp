@@ -1,5 +1,6 @@
 #include "embed/clip_embed.hpp"
 
+#include "bpe/utf8.hpp"
 #include "core/error.hpp"
 #include "core/input.hpp"
 #include "core/threads.hpp"
@@ -153,7 +154,11 @@ token_rows tokenize_captions(const std::string& path, const bpe_tokenizer& token
     std::vector<std::string> captions;
     line_cursor lines(strip_byte_order_mark(input.text()));
     std::string_view line;
-    while (lines.next(line)) captions.emplace_back(line);
+    while (lines.next(line)) {
+        // The reference reads captions as Python str: bytes that are not UTF-8 never get there.
+        if (!is_utf8_text(line)) throw error_at(display_name(path), lines.line_number(), "not UTF-8 text");
+        captions.emplace_back(line);
+    }
     if (captions.empty()) throw error_in(display_name(path), "no captions (one per line)");
     return tokenize_texts(captions, tokenizer, context, display_name(path));
 }

@@ -1,5 +1,6 @@
 #include "embed/zero_shot.hpp"
 
+#include "bpe/utf8.hpp"
 #include "core/error.hpp"
 #include "core/input.hpp"
 #include "core/progress.hpp"
@@ -24,6 +25,7 @@ std::vector<std::string> read_class_names(const std::string& path) {
     while (lines.next(line)) {
         std::string_view name = trim(line);
         if (name.empty()) continue;
+        if (!is_utf8_text(name)) throw error_at(display_name(path), lines.line_number(), "not UTF-8 text");
         if (name.find('\t') != std::string_view::npos)
             throw error_at(display_name(path), lines.line_number(), "a class name holds a tab");
         if (!seen.emplace(name).second)

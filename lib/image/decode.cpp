@@ -169,8 +169,23 @@ image_part decode_jpeg(std::span<const std::byte> bytes, std::string_view path, 
 
 // --------------------------------------------------------------------------- stb_image
 
+// A PNG's size, from its IHDR chunk (signature, length, "IHDR", width, height: big-endian).
+// stb_image refuses PNGs of over 2^30 bytes of pixels itself, but then tries the other
+// formats and reports "unknown image type"; read here, the size gives the real reason.
+void check_png_dimensions(std::span<const std::byte> bytes, std::string_view path) {
+    static constexpr unsigned char signature[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
+    if (bytes.size() < 24 || std::memcmp(bytes.data(), signature, sizeof signature) != 0) return;
+    auto big_endian = [&](std::size_t at) {
+        std::size_t value = 0;
+        for (std::size_t i = at; i < at + 4; ++i) value = value << 8 | std::to_integer<std::size_t>(bytes[i]);
+        return value;
+    };
+    check_dimensions(big_endian(16), big_endian(20), path);
+}
+
 image decode_with_stb(std::span<const std::byte> bytes, std::string_view path, image_size* stored) {
     if (bytes.size() > static_cast<std::size_t>(INT32_MAX)) throw error_in(path, "cannot decode: file too large");
+    check_png_dimensions(bytes, path);
     auto data = reinterpret_cast<const stbi_uc*>(bytes.data());
     int length = static_cast<int>(bytes.size());
     int width = 0, height = 0, channels = 0;

@@ -3,6 +3,7 @@
 #include "core/error.hpp"
 #include "core/output.hpp"
 #include "formats/safetensors.hpp"
+#include "nn/parameters.hpp"
 
 #include <cstring>
 #include <filesystem>
@@ -25,6 +26,11 @@ std::vector<float> read_floats(const safetensors_file& file, const std::string& 
         throw error_in(file.path(), fmt::format("tensor '{}' is not {} F32 values", name, count));
     std::vector<float> values(count);
     std::memcpy(values.data(), file.bytes(tensor).data(), count * sizeof(float));
+    // A run stops at the first NaN and keeps its last checkpoint: one that holds a NaN or an
+    // infinity was damaged, and resuming from it would train (or write) NaNs.
+    if (auto bad = first_non_finite(values.data(), count))
+        throw error_in(file.path(), fmt::format("tensor '{}' holds a NaN or an infinity at element {}: not a checkpoint "
+                                                "lora-train wrote", name, *bad));
     return values;
 }
 

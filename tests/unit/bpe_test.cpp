@@ -100,6 +100,10 @@ TEST_CASE("UTF-8: sequences, overlongs, surrogates, truncation") {
     CHECK(utf8_sequence_length("\x80") == 0);
     CHECK(valid_utf8_prefix("abcdefghij\xC3\xA9k\xFFz") == 13);
     CHECK(invalid_utf8_prefix("\xFF\xFE\xC3\xA9") == 2);
+    CHECK(is_utf8_text("a caf\xC3\xA9"));
+    CHECK(is_utf8_text(""));
+    CHECK_FALSE(is_utf8_text("caf\xE9"));
+    CHECK_FALSE(is_utf8_text(std::string("a\0b", 3)));
 }
 
 TEST_CASE("pre-tokenizer: GPT-2's pattern") {

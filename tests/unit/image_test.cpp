@@ -158,6 +158,19 @@ TEST_CASE("decode: what does not decode is an error naming the file") {
     std::string png = read_file(fixtures + "rgb.png");
     write_file(folder.file("cut.png"), png.substr(0, png.size() / 2));
     fails_with(folder.file("cut.png"), "cut.png: cannot decode");
+    // Sizes are checked from the header, before any pixel is decoded (decompression bombs).
+    auto png_header = [](std::uint32_t width, std::uint32_t height) {
+        std::string bytes("\x89PNG\r\n\x1A\n\0\0\0\x0DIHDR", 16);
+        for (std::uint32_t value : {width, height})
+            for (int shift = 24; shift >= 0; shift -= 8) bytes += static_cast<char>(value >> shift & 0xFF);
+        return bytes + std::string("\x08\x02\0\0\0\0\0\0\0", 9);
+    };
+    write_file(folder.file("bomb.png"), png_header(60000, 60000));
+    write_file(folder.file("over.png"), png_header(8193, 8192));
+    write_file(folder.file("zero.png"), png_header(0, 40));
+    fails_with(folder.file("bomb.png"), "bomb.png: cannot decode: 60000x60000 is more than 67108864 pixels");
+    fails_with(folder.file("over.png"), "over.png: cannot decode: 8193x8192 is more than 67108864 pixels");
+    fails_with(folder.file("zero.png"), "zero.png: cannot decode: the image is empty");
 }
 
 // ------------------------------------------------------------------------------- resizing

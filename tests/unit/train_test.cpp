@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <doctest/doctest.h>
 #include <filesystem>
+#include <limits>
 #include <numeric>
 #include <set>
 
@@ -87,5 +88,10 @@ TEST_CASE("training_state: a checkpoint reads back as written; none in an empty 
     read = load_training_state(folder.string());
     CHECK_FALSE(read->best_metric);
     CHECK(read->best_values.empty());
+    // A damaged checkpoint with a NaN in its moments is refused, not trained from.
+    state.second_moment[1] = std::numeric_limits<float>::quiet_NaN();
+    save_training_state(folder.string(), state);
+    CHECK_THROWS_WITH_AS(load_training_state(folder.string()),
+                         doctest::Contains("tensor 'second_moment' holds a NaN or an infinity at element 1"), error);
     std::filesystem::remove_all(folder);
 }
