@@ -31,8 +31,8 @@ ALL_CXXFLAGS := -std=c++20 -pthread -fopenmp-simd $(WARNINGS) $(CXXFLAGS) $(SANI
 # Debian packages: to build, to run the tests, to run the demo, to run the benchmarks, to fuzz.
 DEPS_BUILD := g++ make libopenblas-dev libboost-program-options-dev libfmt-dev \
 	doctest-dev libstb-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev zlib1g-dev libjpeg62-turbo-dev \
-	libdnnl-dev
-DEPS_CHECK := mandoc python3 nodejs dataset-fashion-mnist python3-numpy fortunes
+	libdnnl-dev libopenmpi-dev
+DEPS_CHECK := mandoc python3 nodejs dataset-fashion-mnist python3-numpy fortunes openmpi-bin
 DEPS_DEMO := fortunes
 DEPS_BENCH := python3-numpy python3-scipy python3-sklearn bc python3-torch nodejs sentencepiece time \
 	python3-pil python3-torchvision python-matplotlib-data
@@ -63,6 +63,14 @@ $(LIBRARY): $(LIBRARY_OBJECTS)
 $(BIN)/%: $(BUILD)/tools/%.o $(LIBRARY)
 	@mkdir -p $(@D)
 	$(CXX) $(ALL_CXXFLAGS) -o $@ $< $(LIBRARY) $(LDLIBS)
+
+# Open MPI, when installed (pkg-config's ompi-c): lora-train trains data-parallel under mpirun.
+# lib/train/data_parallel.cpp opens libmpi at run time, so only the header is needed here and
+# nothing links against it; built without it, lora-train runs alone and says so under mpirun.
+ifeq ($(shell pkg-config --exists ompi-c 2>/dev/null && echo yes),yes)
+MPI_INCLUDES := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags-only-I ompi-c))
+$(BUILD)/lib/train/data_parallel.o: CPPFLAGS += -DLOWRANK_MPI $(MPI_INCLUDES)
+endif
 
 # stb_image parses headers with int arithmetic that can overflow on malformed files: make
 # that wrap, as it expects, rather than undefined.

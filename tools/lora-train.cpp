@@ -192,12 +192,18 @@ int main(int argc, char** argv) {
                "      --epochs 3 -o adapter/ train.npy train-labels.npy\n"
                "  lora-train --model gpt2.safetensors --method adapter-h --adapter-size 16 -o adapter.safetensors "
                "train.u16");
-    return cli.run(argc, argv, [&] {
-        if (cli.given("steps")) s.loop.steps = steps;
-        training_settings settings = make_settings(cli, s, text);
+    int status = cli.run(argc, argv, [&] {
+        // Under mpirun, one rank of a data-parallel job (data_parallel.hpp).
+        process_group& group = process_group::world();
+        training_settings settings;
+        group.together([&] {
+            if (cli.given("steps")) s.loop.steps = steps;
+            settings = make_settings(cli, s, text);
+        });
         run_training(settings, {[&](const std::string& line) {
                                     if (!cli.common().quiet) fmt::print(stderr, "{}\n", line);
                                 },
-                                [&](const std::string& message) { cli.warn(message); }});
+                                [&](const std::string& message) { cli.warn(message); }}, group);
     });
+    return process_group::finish(status);
 }

@@ -187,6 +187,9 @@ int command_line::run(int argc, char** argv, const std::function<void()>& body) 
         return 0;
     } catch (const usage_error& failure) {
         return usage_failure(failure.what());
+    } catch (const reported_elsewhere& failure) {
+        std::fflush(stdout);
+        return failure.status();
     } catch (const std::bad_alloc&) {
         std::fflush(stdout);
         fmt::print(stderr, "{}: out of memory\n", tool_);

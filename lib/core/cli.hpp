@@ -11,7 +11,8 @@
 //
 // run() prints --help (stdout, exit 0) and --version, reports usage errors with a short
 // usage on stderr (exit 2), applies --threads, runs the body, checks stdout, and prints
-// any error once as "tool: message" (exit 1).
+// any error once as "tool: message" (exit 1); a failure reported_elsewhere exits with its
+// status and prints nothing.
 #pragma once
 
 #include <boost/program_options.hpp>

@@ -23,6 +23,19 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// A failure that another process of the same job reports: the ranks of a data-parallel run
+// that meet one failure together tell it once, from one rank. The tool exits with `status`
+// and prints nothing.
+class reported_elsewhere : public std::exception {
+public:
+    explicit reported_elsewhere(int status) : status_(status) {}
+    int status() const { return status_; }
+    const char* what() const noexcept override { return "reported by another process"; }
+
+private:
+    int status_;
+};
+
 // How a file is named in messages: its path, or "<stdin>" for "-".
 std::string display_name(std::string_view path);
 

@@ -52,7 +52,7 @@ parameter& parameter_set::add(std::string name, std::vector<std::size_t> shape, 
     return added;
 }
 
-void parameter_set::allocate() {
+void parameter_set::allocate(std::size_t gradient_extras) {
     if (allocated_) throw std::logic_error("parameter_set::allocate() called twice");
     std::size_t trainable = 0, frozen = 0;
     for (auto& p : parameters_) {
@@ -61,7 +61,8 @@ void parameter_set::allocate() {
         next += (p.size() + 15) / 16 * 16;  // each parameter starts 64-byte aligned
     }
     trainable_values_.assign(trainable, 0.0f);
-    gradients_.assign(trainable, 0.0f);
+    gradients_.assign(trainable + gradient_extras, 0.0f);
+    gradient_extras_ = gradient_extras;
     if (frozen > 0) {
         frozen_values_.bytes = frozen * sizeof(float);
         void* pages = mmap(nullptr, frozen_values_.bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -59,8 +59,10 @@ public:
     parameter& add(std::string name, std::vector<std::size_t> shape, bool decay = true);
 
     // Lays out values and gradients; values start at zero. Call once, after choosing the
-    // trainable parameters.
-    void allocate();
+    // trainable parameters. `gradient_extras` floats follow the gradients in their buffer,
+    // for figures that a data-parallel step sums across processes with them in one call
+    // (the loss, the token count): gradients_and_extras().
+    void allocate(std::size_t gradient_extras = 0);
     bool allocated() const { return allocated_; }
 
     parameter* find(std::string_view name);
@@ -74,7 +76,10 @@ public:
 
     // The values of the trainable parameters and their gradients, in the same order.
     std::span<float> trainable_values() { return {trainable_values_.data(), trainable_values_.size()}; }
-    std::span<float> gradients() { return {gradients_.data(), gradients_.size()}; }
+    std::span<float> gradients() { return {gradients_.data(), gradients_.size() - gradient_extras_}; }
+    // The gradients, then allocate()'s extras: one contiguous buffer.
+    std::span<float> gradients_and_extras() { return {gradients_.data(), gradients_.size()}; }
+    // Zeroes the gradients and the extras.
     void zero_gradients();
 
     std::size_t count() const;            // elements of all parameters
@@ -87,6 +92,7 @@ public:
 private:
     std::deque<parameter> parameters_;
     large_vector<float> trainable_values_, gradients_;
+    std::size_t gradient_extras_ = 0;
     // Frozen values: zero pages mapped on first touch, so aliased ones cost no memory.
     struct zero_pages {
         void* data = nullptr;

@@ -24,9 +24,13 @@ std::string number_text(double value) { return std::isfinite(value) ? fmt::forma
 }  // namespace
 
 training_loop::training_loop(model& target, objective& task, const loop_settings& settings, bool has_dev,
-                             std::function<void(const std::string&)> warn)
+                             std::function<void(const std::string&)> warn, process_group& group)
     : model_(target), task_(task), settings_(settings), has_dev_(has_dev),
-      optimizer_(target.parameters(), settings.adamw), warn_(std::move(warn)) {
+      optimizer_(target.parameters(), settings.adamw), warn_(std::move(warn)), group_(group),
+      writer_(group.rank() == 0) {
+    if (settings.shape.ranks != group.size()) throw std::logic_error("training_loop: step_shape.ranks is not the group's size");
+    if (target.parameters().gradients_and_extras().size() != target.parameters().gradients().size() + gradient_extras)
+        throw std::logic_error("training_loop: the parameters hold no room for the loss and token count");
     const std::size_t per_step = settings.shape.examples_per_step();
     if (settings.steps) {
         total_steps_ = *settings.steps;
@@ -57,15 +61,20 @@ void training_loop::step(std::uint64_t s) {
     parameter_set& parameters = model_.parameters();
     parameters.zero_gradients();
     const step_shape& shape = settings_.shape;
-    const float scale = 1.0f / static_cast<float>(shape.micro_batches);
+    // The step's passes over all ranks, numbered as one process would run them; this rank
+    // runs micro·ranks + rank for each of its micro-batches.
+    const std::size_t passes = shape.micro_batches * shape.ranks;
+    const float scale = 1.0f / static_cast<float>(passes);
     loss_ = 0;
     tokens_ = 0;
     for (std::size_t micro = 0; micro < shape.micro_batches; ++micro) {
-        std::uint64_t dropout_seed = random_generator(settings_.seed, dropout_streams + s * shape.micro_batches + micro).next() | 1;
-        pass_result pass = task_.accumulate(batch_start(shape, s, micro), shape.batch_size, scale, dropout_seed);
-        loss_ += pass.loss / static_cast<double>(shape.micro_batches);
+        const std::size_t pass_number = micro * shape.ranks + group_.rank();
+        std::uint64_t dropout_seed = random_generator(settings_.seed, dropout_streams + s * passes + pass_number).next() | 1;
+        pass_result pass = task_.accumulate(batch_start(shape, s, micro, group_.rank()), shape.batch_size, scale, dropout_seed);
+        loss_ += pass.loss / static_cast<double>(passes);
         tokens_ += pass.tokens;
     }
+    sum_across_ranks();
     gradient_norm_ = clip_gradient_norm(parameters, settings_.max_grad_norm);
     if (!std::isfinite(loss_) || !std::isfinite(gradient_norm_)) {
         std::string what = !std::isfinite(loss_) ? fmt::format("the loss is {}", loss_)
@@ -73,11 +82,26 @@ void training_loop::step(std::uint64_t s) {
         std::string kept = settings_.checkpoint_dir.empty()
                                ? "no checkpoint was written"
                                : fmt::format("the checkpoint in {} is left as it was", settings_.checkpoint_dir);
-        throw error(fmt::format("step {}: {}; training stopped ({})", s + 1, what, kept));
+        // Every rank holds the same sums: they stop together, and rank 0 tells why.
+        group_.fail_together(error(fmt::format("step {}: {}; training stopped ({})", s + 1, what, kept)));
     }
     learning_rate_ = scheduled_learning_rate(settings_.learning_rate, s, settings_.warmup, total_steps_, settings_.decay);
     optimizer_.step(learning_rate_);
     task_.after_step();
+}
+
+// The gradients, the loss and the token count, summed over the ranks in one call: the
+// extras ride at the end of the gradient buffer. Alone, nothing to do (and the loss stays
+// a double).
+void training_loop::sum_across_ranks() {
+    if (group_.size() == 1) return;
+    std::span<float> buffer = model_.parameters().gradients_and_extras();
+    float* extras = buffer.data() + buffer.size() - gradient_extras;
+    extras[0] = static_cast<float>(loss_);
+    extras[1] = static_cast<float>(tokens_);  // exact to 2^24 tokens a step; beyond, only the speed's figure rounds
+    group_.sum(buffer);
+    loss_ = extras[0];
+    tokens_ = static_cast<std::size_t>(extras[1]);
 }
 
 void training_loop::evaluate(std::uint64_t s) {
@@ -110,6 +134,21 @@ void training_loop::checkpoint(std::uint64_t steps_done) {
 }
 
 void training_loop::resume() {
+    if (writer_) read_checkpoint();
+}
+
+// Rank 0's starting point (resume()) into the other ranks: the step, the values and AdamW's
+// moments. What only rank 0 uses (the log, the best values) stays there.
+void training_loop::share_start() {
+    if (group_.size() == 1 || !settings_.resume) return;
+    group_.broadcast(std::as_writable_bytes(std::span(&first_step_, 1)));
+    group_.broadcast(std::as_writable_bytes(model_.parameters().trainable_values()));
+    group_.broadcast(std::as_writable_bytes(optimizer_.first_moment()));
+    group_.broadcast(std::as_writable_bytes(optimizer_.second_moment()));
+    optimizer_.set_steps(first_step_);
+}
+
+void training_loop::read_checkpoint() {
     auto state = load_training_state(settings_.checkpoint_dir);
     if (!state) {
         warn_(fmt::format("--resume: no checkpoint in {}; starting from the first step", settings_.checkpoint_dir));
@@ -148,18 +187,18 @@ void training_loop::resume() {
 }
 
 void training_loop::write_log() const {
-    if (settings_.log_path.empty()) return;
+    if (settings_.log_path.empty() || !writer_) return;
     output_stream out(settings_.log_path, output_kind::text);
     out.write(log_);
     out.commit();
 }
 
 void training_loop::run() {
-    if (settings_.resume) resume();
+    share_start();
     const auto start = clock_type::now();
     const double elapsed_at_start = elapsed_before_;
     std::size_t tokens = 0;
-    progress bar("training", "steps", total_steps_, settings_.quiet);
+    progress bar("training", "steps", total_steps_, settings_.quiet || !writer_);
     bar.advance(first_step_);
     const std::uint64_t per_step = settings_.shape.examples_per_step();
     try {
@@ -167,7 +206,7 @@ void training_loop::run() {
             step(s);
             tokens += tokens_;
             dev_metric_.reset();
-            if (evaluates_at(s)) evaluate(s);
+            if (writer_ && evaluates_at(s)) evaluate(s);
             double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
             elapsed_before_ = elapsed_at_start + seconds;
             log_ += fmt::format("{}\t{:.4f}\t{}\t{:.6g}\t{}\t{}\t{:.0f}\t{:.3f}\n", s + 1,
@@ -176,7 +215,7 @@ void training_loop::run() {
                                 dev_metric_ ? number_text(*dev_metric_) : "", static_cast<double>(tokens) / seconds,
                                 elapsed_before_);
             bool last = s + 1 == total_steps_;
-            if (!settings_.checkpoint_dir.empty() &&
+            if (writer_ && !settings_.checkpoint_dir.empty() &&
                 (last || (settings_.checkpoint_every > 0 && (s + 1) % settings_.checkpoint_every == 0)))
                 checkpoint(s + 1);
             bar.advance();

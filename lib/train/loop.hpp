@@ -11,15 +11,20 @@
 //   last step, keeping a copy of the values when the metric is the best so far
 //   checkpoint every checkpoint_every steps and at the end
 //
-// Data-parallel training hooks in at the step: each rank runs its share of the micro-batch
-// positions (step_shape.ranks, batch_start's rank), the one gradient buffer
-// (parameter_set::gradients()) is summed across ranks before the norm is taken, and the
-// losses are averaged; everything else (the order, the schedule, the optimizer) is the same
-// on every rank.
+// Data-parallel training (data_parallel.hpp) hooks in at the step: of the M·n forward passes
+// of a step over n ranks, rank k runs passes m·n + k (step_shape.ranks, batch_start's rank),
+// each scaled by 1/(M·n) and with the dropout masks of its number; one MPI_Allreduce sums
+// the gradient buffer with the loss and token count after it
+// (parameter_set::gradients_and_extras()) before the norm is taken. The sum is what one
+// process adds up with --accumulate M·n, so the runs agree to the order of the additions,
+// and a checkpoint resumes under another layout of the same M·n. Everything after (clipping,
+// AdamW, the schedule) is the same on every rank. Rank 0 alone evaluates, logs and writes
+// checkpoints; a resumed run's state goes from rank 0 to the others.
 #pragma once
 
 #include "nn/model.hpp"
 #include "nn/optimizer.hpp"
+#include "train/data_parallel.hpp"
 #include "train/objective.hpp"
 #include "train/order.hpp"
 
@@ -52,15 +57,25 @@ struct loop_settings {
 
 class training_loop {
 public:
-    // warn: for what the user should know (a resume that finds no checkpoint).
+    // The gradient buffer's extras (parameter_set::allocate) the loop needs: the loss and the
+    // token count, summed across ranks with the gradients.
+    static constexpr std::size_t gradient_extras = 2;
+
+    // warn: for what the user should know (a resume that finds no checkpoint). The model's
+    // parameters hold gradient_extras. settings.shape.ranks is group's size.
     training_loop(model& target, objective& task, const loop_settings& settings, bool has_dev,
-                  std::function<void(const std::string&)> warn);
+                  std::function<void(const std::string&)> warn, process_group& group);
 
     std::uint64_t total_steps() const { return total_steps_; }
 
-    // Trains (from the checkpoint, when resuming and there is one) to the last step, and
-    // writes the log. A NaN or infinite loss or gradient throws, naming the step; the log so
-    // far is still written, and the last checkpoint is left as it was.
+    // Reads the checkpoint, if there is one (rank 0 alone), checking that it belongs to this
+    // run. Apart from run(), so that a data-parallel run can share its failure
+    // (process_group::together) before training.
+    void resume();
+
+    // Trains (from the checkpoint resume() read, if any: rank 0 sends it to the others) to
+    // the last step, and writes the log. A NaN or infinite loss or gradient throws, naming
+    // the step; the log so far is still written, and the last checkpoint is left as it was.
     void run();
 
     // Puts the values to save into the parameters: those of the best dev evaluation, or the
@@ -71,8 +86,10 @@ private:
     void step(std::uint64_t s);
     void evaluate(std::uint64_t s);
     bool evaluates_at(std::uint64_t s) const;
+    void sum_across_ranks();
+    void read_checkpoint();
+    void share_start();
     void checkpoint(std::uint64_t steps_done);
-    void resume();
     std::string layout() const;
     void write_log() const;
 
@@ -88,6 +105,8 @@ private:
     std::vector<float> best_values_;
     double elapsed_before_ = 0;  // seconds of training before this process resumed
     std::function<void(const std::string&)> warn_;
+    process_group& group_;
+    bool writer_;  // rank 0: evaluates, logs, checkpoints
     // The current step's figures, for its log line.
     double loss_ = 0, gradient_norm_ = 0;
     float learning_rate_ = 0;

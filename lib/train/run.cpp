@@ -5,7 +5,9 @@
 
 #include <filesystem>
 #include <fmt/format.h>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 namespace lowrank {
 namespace {
@@ -20,8 +22,9 @@ void check_parent(const std::string& path) {
 
 // Where the outputs go must be able to take them, before hours of training: a folder for a
 // PEFT adapter (absent, empty, or holding an adapter it replaces), a file otherwise; the
-// log's folder; the checkpoint folder, made now.
-void check_outputs(const training_settings& settings) {
+// log's folder; the checkpoint folder, made now. Under mpirun, standard output is a terminal
+// that Open MPI lends each rank: the trained tensors go to a file.
+void check_outputs(const training_settings& settings, const process_group& group) {
     if (!settings.loop.log_path.empty() && settings.loop.log_path != "-") check_parent(settings.loop.log_path);
     if (!settings.loop.checkpoint_dir.empty()) {
         std::error_code failure;
@@ -41,6 +44,8 @@ void check_outputs(const training_settings& settings) {
         }
         return;
     }
+    if ((path == "-" || path.empty()) && group.size() > 1)
+        throw usage_error("under mpirun, give -o FILE: Open MPI lends the ranks a terminal for standard output");
     if (path == "-" || path.empty()) refuse_binary_on_terminal("the trained tensors (safetensors)");
     else if (fs::is_directory(path))
         throw error_in(path, fmt::format("is a folder; --method {} writes one safetensors file",
@@ -49,7 +54,9 @@ void check_outputs(const training_settings& settings) {
 
 // What a resumed run must share with the run that wrote the checkpoint: every setting that
 // changes the numbers (not the output paths, the thread count or how often to checkpoint).
-std::string fingerprint(const training_settings& settings) {
+// The forward passes of a step count over all ranks: a checkpoint resumes under any layout
+// of the same global batch (2 ranks × --accumulate 1, or one process with --accumulate 2).
+std::string fingerprint(const training_settings& settings, const step_shape& shape) {
     const method_settings& m = settings.method;
     const objective_settings& o = settings.objective;
     const loop_settings& l = settings.loop;
@@ -72,7 +79,7 @@ std::string fingerprint(const training_settings& settings) {
         {"margin", text(o.margin)}, {"temperature", o.temperature ? text(*o.temperature) : "model's"},
         {"lr", text(l.learning_rate)}, {"warmup", l.warmup}, {"schedule", static_cast<int>(l.decay)},
         {"weight_decay", text(l.adamw.weight_decay)}, {"max_grad_norm", l.max_grad_norm},
-        {"batch_size", l.shape.batch_size}, {"accumulate", l.shape.micro_batches},
+        {"batch_size", l.shape.batch_size}, {"accumulate", shape.micro_batches * shape.ranks},
         {"epochs", l.epochs ? nlohmann::json(*l.epochs) : nlohmann::json(nullptr)},
         {"steps", l.steps ? nlohmann::json(*l.steps) : nlohmann::json(nullptr)}, {"eval_every", l.eval_every}};
     return json.dump();
@@ -92,27 +99,41 @@ void release_trained(const checkpoint& base, const parameter_set& parameters) {
 
 }  // namespace
 
-void run_training(const training_settings& settings, const training_messages& messages) {
-    check_outputs(settings);
-    checkpoint base(settings.model_path);
-    model target(base.config());
-    const bool logit_scale = settings.objective.task == task_kind::clip && settings.objective.loss == contrastive_kind::infonce;
-    apply_method(target, settings.method, logit_scale);
-    target.parameters().allocate();
-    auto loaded = load_parameters(target.parameters(), base, target.arch(), {added_by_method});
-    for (const auto& warning : loaded.warnings) messages.warn(warning);
-    release_trained(base, target.parameters());
-    initialize_method(target, settings.method, settings.objective.seed);
-
-    auto task = make_objective(target, settings.objective, settings.train, settings.dev);
+void run_training(const training_settings& settings, const training_messages& messages, process_group& group) {
+    // Rank 0 speaks for the job: the others' warnings and notices are the same ones.
+    const std::function<void(const std::string&)> silent = [](const std::string&) {};
+    const auto& notice = group.rank() == 0 ? messages.notice : silent;
+    const auto& warn = group.rank() == 0 ? messages.warn : silent;
     loop_settings loop = settings.loop;
     loop.seed = settings.objective.seed;
-    loop.fingerprint = fingerprint(settings);
-    training_loop trainer(target, *task, loop, !settings.dev.empty(), messages.warn);
-    messages.notice(trainable_parameters_line(target.parameters()));
-    trainer.run();
-    trainer.restore_best();
-    save_method_output(settings.output, target, settings.method, {settings.model_path, settings.objective.task});
+    loop.shape.ranks = group.size();
+    loop.fingerprint = fingerprint(settings, loop.shape);
+    // Set up on every rank (each reads the model and the data itself); a failure anywhere
+    // stops them all before training.
+    std::optional<checkpoint> base;
+    std::optional<model> target;
+    std::unique_ptr<objective> task;
+    std::optional<training_loop> trainer;
+    group.together([&] {
+        if (group.rank() == 0) check_outputs(settings, group);
+        base.emplace(settings.model_path);
+        target.emplace(base->config());
+        const bool logit_scale = settings.objective.task == task_kind::clip && settings.objective.loss == contrastive_kind::infonce;
+        apply_method(*target, settings.method, logit_scale);
+        target->parameters().allocate(training_loop::gradient_extras);
+        auto loaded = load_parameters(target->parameters(), *base, target->arch(), {added_by_method});
+        for (const auto& warning : loaded.warnings) warn(warning);
+        release_trained(*base, target->parameters());
+        initialize_method(*target, settings.method, settings.objective.seed);
+        task = make_objective(*target, settings.objective, settings.train, settings.dev);
+        trainer.emplace(*target, *task, loop, !settings.dev.empty(), warn, group);
+        if (loop.resume) trainer->resume();
+    });
+    notice(trainable_parameters_line(target->parameters()));
+    group.as_rank([&] { trainer->run(); });
+    if (group.rank() != 0) return;
+    trainer->restore_best();
+    save_method_output(settings.output, *target, settings.method, {settings.model_path, settings.objective.task});
 }
 
 }  // namespace lowrank

@@ -26,9 +26,10 @@ struct training_messages {
     std::function<void(const std::string&)> warn;
 };
 
-// Checks the settings and the output before anything is read, then runs. Errors name the
-// file (and row, line, tensor) at fault; nothing is written when the run fails before
-// training, and only the log (see training_loop::run) when it fails during training.
-void run_training(const training_settings& settings, const training_messages& messages);
+// Checks the settings and the output before anything is read, then runs: alone, or as one
+// rank of a data-parallel job (data_parallel.hpp; rank 0 alone prints and writes). Errors
+// name the file (and row, line, tensor) at fault; nothing is written when the run fails
+// before training, and only the log (see training_loop::run) when it fails during training.
+void run_training(const training_settings& settings, const training_messages& messages, process_group& group);
 
 }  // namespace lowrank

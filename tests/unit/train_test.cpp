@@ -1,6 +1,8 @@
 // The training loop's pieces: the data order (a pure function of seed and position, split
 // between ranks), checkpoints read back as written, data readers' checks.
 #include "core/error.hpp"
+#include "nn/parameters.hpp"
+#include "train/data_parallel.hpp"
 #include "train/order.hpp"
 #include "train/state.hpp"
 
@@ -10,6 +12,7 @@
 #include <limits>
 #include <numeric>
 #include <set>
+#include <vector>
 
 using namespace lowrank;
 
@@ -50,6 +53,44 @@ TEST_CASE("batch_start: a step's positions follow one another; ranks share each 
             for (std::size_t i = 0; i < 4; ++i) single.insert(batch_start(one, step, micro) + i);
             CHECK(ranks == single);
         }
+    // Rank k's micro-batch m is pass m·n + k of one process that accumulates M·n passes.
+    step_shape accumulated{.batch_size = 2, .micro_batches = 4, .ranks = 1};
+    for (std::uint64_t step = 0; step < 3; ++step)
+        for (std::size_t micro = 0; micro < 2; ++micro)
+            for (std::size_t rank = 0; rank < 2; ++rank)
+                CHECK(batch_start(two, step, micro, rank) == batch_start(accumulated, step, micro * 2 + rank));
+}
+
+TEST_CASE("process_group: a process no launcher started is a group of one") {
+    process_group& group = process_group::world();
+    CHECK(&group == &process_group::world());
+    CHECK(group.rank() == 0);
+    CHECK(group.size() == 1);
+    CHECK_FALSE(group.launched());
+    std::vector<float> values{1.5f, -2.0f};
+    group.sum(values);  // alone: the sum over one rank
+    CHECK(values == std::vector<float>{1.5f, -2.0f});
+    // Failures come through as they were thrown: rank 0 speaks for the job.
+    CHECK_NOTHROW(group.together([] {}));
+    CHECK_THROWS_WITH_AS(group.together([] { throw error("data.u16: short"); }), "data.u16: short", error);
+    CHECK_THROWS_AS(group.together([] { throw usage_error("--rank"); }), usage_error);
+    CHECK_THROWS_WITH_AS(group.fail_together(error("step 3: the loss is nan")), "step 3: the loss is nan", error);
+    CHECK(process_group::finish(3) == 3);
+}
+
+TEST_CASE("parameter_set: extras after the gradients, in the same buffer") {
+    parameter_set parameters;
+    parameters.add("w", {3});
+    parameters.find("w")->trainable = true;
+    parameters.allocate(2);
+    const std::size_t gradients = parameters.trainable_values().size();  // 3, padded to 64 bytes
+    CHECK(parameters.gradients().size() == gradients);
+    auto all = parameters.gradients_and_extras();
+    REQUIRE(all.size() == gradients + 2);
+    CHECK(all.data() == parameters.gradients().data());
+    std::fill(all.begin(), all.end(), 1.0f);
+    parameters.zero_gradients();
+    CHECK(std::all_of(all.begin(), all.end(), [](float v) { return v == 0.0f; }));
 }
 
 TEST_CASE("training_state: a checkpoint reads back as written; none in an empty folder") {
