@@ -192,6 +192,7 @@ int main(int argc, char** argv) {
                "      --epochs 3 -o adapter/ train.npy train-labels.npy\n"
                "  lora-train --model gpt2.safetensors --method adapter-h --adapter-size 16 -o adapter.safetensors "
                "train.u16");
+    cli.speaks(process_group::launched_rank() == 0);
     int status = cli.run(argc, argv, [&] {
         // Under mpirun, one rank of a data-parallel job (data_parallel.hpp).
         process_group& group = process_group::world();

@@ -160,7 +160,8 @@ int command_line::run(int argc, char** argv, const std::function<void()>& body) 
     std::signal(SIGPIPE, SIG_DFL);
     auto usage_failure = [&](std::string_view message) {
         std::fflush(stdout);
-        fmt::print(stderr, "{}: {}\n{}\nTry '{} --help' for more information.\n", tool_, message, usage_line(), tool_);
+        if (speaks_)
+            fmt::print(stderr, "{}: {}\n{}\nTry '{} --help' for more information.\n", tool_, message, usage_line(), tool_);
         return 2;
     };
     try {
@@ -172,12 +173,12 @@ int command_line::run(int argc, char** argv, const std::function<void()>& body) 
     }
     try {
         if (help_) {
-            fmt::print("{}", help_text());
+            if (speaks_) fmt::print("{}", help_text());
             check_stdout();
             return 0;
         }
         if (version_) {
-            fmt::print("{} (lowrank) {}\n", tool_, LOWRANK_VERSION);
+            if (speaks_) fmt::print("{} (lowrank) {}\n", tool_, LOWRANK_VERSION);
             check_stdout();
             return 0;
         }

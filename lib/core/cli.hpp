@@ -60,6 +60,9 @@ public:
     bool given(const std::string& option) const;
     // "tool: warning: message" on stderr, unless --quiet.
     void warn(std::string_view message) const;
+    // In a job whose processes all parse the same command line (under mpirun), one speaks
+    // for all: the others print no --help, --version or usage error, and exit alike.
+    void speaks(bool speaking) { speaks_ = speaking; }
 
     // The --help text (for tests and for run()).
     std::string help_text() const;
@@ -74,7 +77,7 @@ private:
     common_values common_;
     std::vector<std::string>* operands_ = nullptr;
     std::size_t min_operands_ = 0, max_operands_ = 0;
-    bool help_ = false, version_ = false;
+    bool help_ = false, version_ = false, speaks_ = true;
 };
 
 // A typed option value, with the name shown in --help (`--threads N`).

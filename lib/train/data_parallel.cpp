@@ -127,6 +127,12 @@ process_group& process_group::world() {
     return *joined;
 }
 
+std::size_t process_group::launched_rank() {
+    for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK"})
+        if (const char* value = std::getenv(name)) return std::strtoull(value, nullptr, 10);
+    return 0;
+}
+
 void process_group::join() {
     auto [rank, size] = mpi_join();
     launched_ = true;

@@ -32,6 +32,9 @@ public:
     // (MPI_Init_thread; MPI is called from this thread only), or a group of one, without
     // MPI. A launched process whose libmpi does not load is an error.
     static process_group& world();
+    // This process's rank as its launcher's environment gives it, before joining (0 when no
+    // launcher started it): which process speaks for the job about its command line.
+    static std::size_t launched_rank();
 
     // Ends this process's part in the job, if it joined one, and returns `status`: after a
     // success, or a failure every rank shares, it waits for the others (MPI_Finalize);

@@ -56,6 +56,10 @@ expect_failure "a missing file, told by one rank" 1 "^lora-train: .*/missing.u16
 expect_no_file "  no output" "$work/missing"
 expect_failure "a usage error, told once" 2 "^lora-train: --rank must be at least 1$" two lora-train --model $tiny --rank 0 -o "$work/usage" $t/lm.u16
 [ "$(grep -c "must be at least" "$work/stderr")" = 1 ] && pass || fail "  one message" "$(cat "$work/stderr")"
+expect_failure "an unknown option, told once" 2 "^lora-train: unrecognised option '--bogus'$" two lora-train --bogus --model $tiny -o "$work/usage" $t/lm.u16
+[ "$(grep -c "unrecognised" "$work/stderr")" = 1 ] && pass || fail "  one message" "$(cat "$work/stderr")"
+expect_success "--version, printed once" two lora-train --version
+[ "$(grep -c "^lora-train (lowrank) " "$work/stdout")" = 1 ] && pass || fail "  one line" "$(cat "$work/stdout")"
 expect_failure "a loss that overflows stops every rank, told once" 1 "^lora-train: step [0-9]+: the (loss|gradient norm) is (nan|inf|-nan); training stopped \(no checkpoint was written\)$" two lora-train -q --model $tiny --method full --steps 6 --lr 1e30 --max-grad-norm 0 --context 15 -o "$work/nan.safetensors" $t/lm.u16
 expect_no_file "  no output" "$work/nan.safetensors"
 
