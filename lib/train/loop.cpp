@@ -23,6 +23,16 @@ std::string number_text(double value) { return std::isfinite(value) ? fmt::forma
 
 }  // namespace
 
+std::string settings_difference(const std::string& before, const std::string& now) {
+    auto saved = nlohmann::json::parse(before, nullptr, false), current = nlohmann::json::parse(now, nullptr, false);
+    if (!saved.is_object() || !current.is_object()) return "the settings differ";
+    auto shown = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+    for (auto& [key, value] : current.items())
+        if (!saved.contains(key) || saved[key] != value)
+            return fmt::format("{} was {}, is now {}", key, saved.contains(key) ? shown(saved[key]) : "unset", shown(value));
+    return "the settings differ";
+}
+
 training_loop::training_loop(model& target, objective& task, const loop_settings& settings, bool has_dev,
                              std::function<void(const std::string&)> warn, process_group& group)
     : model_(target), task_(task), settings_(settings), has_dev_(has_dev),
@@ -156,18 +166,8 @@ void training_loop::read_checkpoint() {
     }
     const std::string path = checkpoint_path(settings_.checkpoint_dir);
     if (state->settings != settings_.fingerprint) {
-        // Name the first setting that differs.
-        auto saved = nlohmann::json::parse(state->settings, nullptr, false), now = nlohmann::json::parse(settings_.fingerprint);
-        std::string difference = "the settings differ";
-        if (saved.is_object())
-            for (auto& [key, value] : now.items())
-                if (!saved.contains(key) || saved[key] != value) {
-                    auto shown = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
-                    difference = fmt::format("{} was {}, is now {}", key, saved.contains(key) ? shown(saved[key]) : "unset",
-                                             shown(value));
-                    break;
-                }
-        throw error_in(path, fmt::format("written by a run with other settings ({}); resume with the same ones", difference));
+        throw error_in(path, fmt::format("written by a run with other settings ({}); resume with the same ones",
+                                         settings_difference(state->settings, settings_.fingerprint)));
     }
     auto values = model_.parameters().trainable_values();
     if (state->layout != layout() || state->values.size() != values.size())

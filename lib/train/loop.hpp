@@ -55,6 +55,10 @@ struct loop_settings {
     bool quiet = false;                  // no progress bar
 };
 
+// The first setting of `now` that `before` lacks or holds otherwise, both fingerprints
+// (loop_settings::fingerprint, JSON objects): "lr was 0.01, is now 0.002".
+std::string settings_difference(const std::string& before, const std::string& now);
+
 class training_loop {
 public:
     // The gradient buffer's extras (parameter_set::allocate) the loop needs: the loss and the

@@ -8,6 +8,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 
 namespace lowrank {
 namespace {
@@ -97,6 +98,22 @@ void release_trained(const checkpoint& base, const parameter_set& parameters) {
     }
 }
 
+// Every rank must train alike: rank 0's settings (the data files' sizes included) against
+// each rank's own, which another command line (mpirun's A : B form) or another copy of the
+// data on another host would make differ.
+void check_same_settings(const std::string& fingerprint, process_group& group) {
+    if (group.size() == 1) return;
+    std::uint64_t length = fingerprint.size();
+    group.broadcast(std::as_writable_bytes(std::span(&length, 1)));
+    std::string reference = group.rank() == 0 ? fingerprint : std::string(length, '\0');
+    group.broadcast(std::as_writable_bytes(std::span(reference.data(), reference.size())));
+    group.together([&] {
+        if (reference != fingerprint)
+            throw error(fmt::format("settings differ from rank 0's ({}): every rank runs the same command on the same files",
+                                    settings_difference(reference, fingerprint)));
+    });
+}
+
 }  // namespace
 
 void run_training(const training_settings& settings, const training_messages& messages, process_group& group) {
@@ -129,6 +146,7 @@ void run_training(const training_settings& settings, const training_messages& me
         trainer.emplace(*target, *task, loop, !settings.dev.empty(), warn, group);
         if (loop.resume) trainer->resume();
     });
+    check_same_settings(loop.fingerprint, group);
     notice(trainable_parameters_line(target->parameters()));
     group.as_rank([&] { trainer->run(); });
     if (group.rank() != 0) return;

@@ -54,6 +54,17 @@ expect_failure "the trained tensors to standard output (a terminal under mpirun)
 # --- Failures are told once -------------------------------------------------------------
 expect_failure "a missing file, told by one rank" 1 "^lora-train: .*/missing.u16: No such file or directory$" two lora-train --model $tiny -o "$work/missing" "$work/missing.u16"
 expect_no_file "  no output" "$work/missing"
+# mpirun's "A : B" form gives each rank its own command line.
+one_each() { "${launch[@]}" -q -np 1 lora-train "$@" : -np 1 lora-train "${rank1[@]}"; }
+setup=(-q --threads 1 --model $tiny --steps 2 --context 15 -o "$work/each")
+rank1=("${setup[@]}" "$work/missing.u16")
+expect_failure "a file rank 1 lacks, told by rank 1" 1 "^lora-train: rank 1 on [^:]+: .*/missing.u16: No such file or directory$" one_each "${setup[@]}" $t/lm.u16
+head -c 4000 $t/lm.u16 >"$work/short.u16"
+rank1=("${setup[@]}" --lr 0.01 $t/lm.u16)
+expect_failure "other settings on rank 1" 1 "^lora-train: rank 1 on [^:]+: settings differ from rank 0's \(lr was 0.0002, is now 0.01\): every rank runs the same command on the same files$" one_each "${setup[@]}" $t/lm.u16
+rank1=("${setup[@]}" "$work/short.u16")
+expect_failure "other data on rank 1" 1 "^lora-train: rank 1 on [^:]+: settings differ from rank 0's \(data was " one_each "${setup[@]}" $t/lm.u16
+expect_no_file "  no output" "$work/each"
 expect_failure "a usage error, told once" 2 "^lora-train: --rank must be at least 1$" two lora-train --model $tiny --rank 0 -o "$work/usage" $t/lm.u16
 [ "$(grep -c "must be at least" "$work/stderr")" = 1 ] && pass || fail "  one message" "$(cat "$work/stderr")"
 expect_failure "an unknown option, told once" 2 "^lora-train: unrecognised option '--bogus'$" two lora-train --bogus --model $tiny -o "$work/usage" $t/lm.u16
