@@ -173,8 +173,10 @@ void process_group::rethrow_named(std::exception_ptr failure) const {
     } catch (const reported_elsewhere&) {
         throw;
     } catch (const usage_error& e) {
+        // Only rank 0 prints usage errors (command_line::speaks): another rank's own command
+        // line (mpirun's A : B form) is told as a runtime error.
         if (rank_ == 0) throw;
-        throw usage_error(fmt::format("{}: {}", name(), e.what()));
+        throw error(fmt::format("{}: {}", name(), e.what()));
     } catch (const std::bad_alloc&) {
         if (rank_ == 0) throw;
         throw error(fmt::format("{}: out of memory", name()));
@@ -199,7 +201,7 @@ void process_group::together(const std::function<void()>& body) {
         body();
     } catch (const usage_error&) {
         failure = std::current_exception();
-        status = 2;
+        status = rank_ == 0 ? 2 : 1;  // as rethrow_named tells it
     } catch (...) {
         failure = std::current_exception();
         status = 1;

@@ -59,7 +59,7 @@ public:
     // reported_elsewhere on the others.
     void together(const std::function<void()>& body);
     // Runs body; an error it throws on a rank after the first names the rank
-    // ("rank 1 on node7: FILE: what").
+    // ("rank 1 on node7: FILE: what"; a usage error becomes an error there).
     void as_rank(const std::function<void()>& body) const;
     // A failure that every rank meets at the same point, found in summed figures: throws
     // `failure` on rank 0, reported_elsewhere on the others.

@@ -65,6 +65,8 @@ expect_failure "other settings on rank 1" 1 "^lora-train: rank 1 on [^:]+: setti
 rank1=("${setup[@]}" "$work/short.u16")
 expect_failure "other data on rank 1" 1 "^lora-train: rank 1 on [^:]+: settings differ from rank 0's \(data was " one_each "${setup[@]}" $t/lm.u16
 expect_no_file "  no output" "$work/each"
+rank1=("${setup[@]}" --rank 0 $t/lm.u16)
+expect_failure "a usage error of rank 1's own" 1 "^lora-train: rank 1 on [^:]+: --rank must be at least 1$" one_each "${setup[@]}" $t/lm.u16
 expect_failure "a usage error, told once" 2 "^lora-train: --rank must be at least 1$" two lora-train --model $tiny --rank 0 -o "$work/usage" $t/lm.u16
 [ "$(grep -c "must be at least" "$work/stderr")" = 1 ] && pass || fail "  one message" "$(cat "$work/stderr")"
 expect_failure "an unknown option, told once" 2 "^lora-train: unrecognised option '--bogus'$" two lora-train --bogus --model $tiny -o "$work/usage" $t/lm.u16
