@@ -383,10 +383,18 @@ npy_row_reader::~npy_row_reader() {
 std::size_t npy_row_reader::read_rows(std::size_t count, std::vector<std::byte>& out) {
     count = std::min(count, rows() - rows_read_);
     std::size_t bytes = count * row_bytes_, from_buffer = std::min(bytes, buffer_.size());
-    out.resize(bytes);
-    std::copy_n(buffer_.begin(), from_buffer, out.begin());
+    out.assign(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(from_buffer));
     buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(from_buffer));
-    std::size_t got = from_buffer + read_fully(fd_, out.data() + from_buffer, bytes - from_buffer, path_);
+    // The buffer grows as the data arrives, 8 MiB at a time: a header whose shape lies about
+    // a short file does not get its rows allocated.
+    constexpr std::size_t step = std::size_t{8} << 20;
+    std::size_t got = from_buffer;
+    while (got < bytes) {
+        out.resize(got + std::min(step, bytes - got));
+        std::size_t wanted = out.size() - got, read = read_fully(fd_, out.data() + got, wanted, path_);
+        got += read;
+        if (read < wanted) break;
+    }
     if (got < bytes)
         throw error_in(display_name(path_), fmt::format("truncated: the shape says {} rows, the data ends in row {}",
                                                         rows(), rows_read_ + got / std::max<std::size_t>(1, row_bytes_)));

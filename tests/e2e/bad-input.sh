@@ -124,6 +124,12 @@ done
 for broken in float shape-lies truncated fortran big-endian object negative out-of-vocabulary too-long empty 3d not-npy; do
     hostile "lora-predict: ids $broken" "ids-$broken.npy" lora-predict --model $model -o "$out" "$h/ids-$broken.npy"
 done
+# Under the address-space limit (not in sanitizer builds, which have none): a model larger
+# than memory is refused when mapped.
+case $bin_dir in
+*sanitize*) ;;
+*) hostile "lora-predict: a model larger than memory" "model-larger-than-memory.safetensors: cannot map" lora-predict --model "$h/model-larger-than-memory.safetensors" -o "$out" tests/data/nn/gpt2-classify.ids.npy ;;
+esac
 for broken in config-not-json prefix-tuning dora weights-truncated rank-mismatch inf empty-folder; do
     hostile "lora-predict: adapter $broken" "adapter-$broken" lora-predict --model $model --adapter "$h/adapter-$broken" -o "$out" tests/data/nn/gpt2-classify.ids.npy
 done
@@ -204,5 +210,7 @@ hostile "clip-embed: binary captions" "binary-garbage.txt:1: not UTF-8 text" cli
 hostile "clip-embed: invalid UTF-8 captions" "tokenizer-merge-invalid-utf8/merges.txt:4: not UTF-8 text" clip-embed --model $tiny_clip --text "$h/tokenizer-merge-invalid-utf8/merges.txt" -o "$out"
 hostile "clip-embed: a truncated tokenizer" "tokenizer-vocab-truncated/vocab.json:1: not valid JSON" clip-embed --model $tiny_clip --tokenizer "$h/tokenizer-vocab-truncated" --text tests/data/clip-embed/captions.txt -o "$out"
 hostile "clip-embed: --concatenate a lying npy" "ids-shape-lies.npy" clip-embed --concatenate -o "$out" "$h/ids-shape-lies.npy"
+hostile "clip-embed: --concatenate rows of 12 GB that are not there" "ids-row-lies.npy: truncated" clip-embed --concatenate -o "$out" "$h/ids-row-lies.npy"
+hostile "clip-embed: --concatenate them from a pipe" "<stdin>: truncated" bash -c "clip-embed --concatenate -o '$out' - <'$h/ids-row-lies.npy'"
 
 finish
