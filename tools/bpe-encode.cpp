@@ -33,6 +33,8 @@ std::optional<std::uint32_t> marker(const bpe_tokenizer& tokenizer, const std::s
 void encode(const command_line& cli, const settings& options, std::vector<std::string> files) {
     auto format = id_format_from_name(options.format);
     if (!format) throw usage_error(fmt::format("unknown format '{}' (formats: text, npy, u16, u32)", options.format));
+    if (options.pad_to > max_row_length)
+        throw usage_error(fmt::format("--pad-to {}: at most {} tokens", options.pad_to, max_row_length));
     bpe_tokenizer tokenizer = options.tokenizer.load();
     std::uint32_t pad_id = *marker(tokenizer, options.pad_id, "pad-id");
     if (*format == id_format::u16 && tokenizer.id_limit() > 0x10000)

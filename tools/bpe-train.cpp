@@ -59,6 +59,8 @@ void train(const command_line& cli, const settings& options, std::vector<std::st
     if (!pattern) throw usage_error(fmt::format("unknown pattern '{}' (patterns: gpt2, cl100k, clip, none)", options.pattern));
     if (options.alphabet != "all" && options.alphabet != "seen")
         throw usage_error(fmt::format("unknown alphabet '{}' (alphabets: all, seen)", options.alphabet));
+    if (options.vocab_size > max_vocabulary_size)
+        throw usage_error(fmt::format("--vocab-size {}: at most {} tokens", options.vocab_size, max_vocabulary_size));
     bpe_training_options training;
     training.vocab_size = options.vocab_size;
     training.min_frequency = options.min_frequency;

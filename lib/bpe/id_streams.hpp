@@ -41,6 +41,9 @@ void format_ids_as_text(id_batch& batch);
 // newline when its input line had none). npy: a 1-D int32 array of all ids, or with
 // `rows_of` T an (N, T) array, one row per sequence, cut or padded to T. u16/u32: all ids
 // one after another, or T per sequence with rows_of.
+// The longest rows an id_writer makes (`rows_of`): 2^24 ids, 64 MiB of int32 a row.
+constexpr std::size_t max_row_length = std::size_t{1} << 24;
+
 class id_writer {
 public:
     id_writer(output_stream& out, id_format format, std::size_t rows_of = 0, std::uint32_t pad_id = 0);

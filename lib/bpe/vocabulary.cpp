@@ -16,9 +16,7 @@ namespace {
 
 using json = nlohmann::json;
 
-// Ids above this are refused: a vocabulary is a dense table by id, and a stray huge id
-// would ask for gigabytes. The largest real vocabularies have a few hundred thousand.
-constexpr std::uint64_t max_id = (1u << 24) - 1;
+constexpr std::uint64_t max_id = max_vocabulary_size - 1;
 
 // A token for messages: quoted, at most 40 characters.
 std::string quote_token(std::string_view token) {

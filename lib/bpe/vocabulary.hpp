@@ -30,6 +30,10 @@ struct bpe_merge {
     std::uint32_t left, right, result, priority;
 };
 
+// Token ids are below this: a vocabulary is a dense table by id, and a stray huge id would
+// ask for gigabytes. The largest real vocabularies have a few hundred thousand tokens.
+constexpr std::size_t max_vocabulary_size = std::size_t{1} << 24;
+
 struct bpe_vocabulary {
     // By id, the token as vocab.json spells it; "" where no token has that id.
     std::vector<std::string> tokens;

@@ -122,5 +122,6 @@ expect_failure "unknown pattern" 2 "unknown pattern 'gpt5'" bpe-encode --pattern
 expect_failure "unknown format" 2 "unknown format 'csv'" bpe-encode --format csv --tokenizer "$gpt2" $d/texts.txt
 expect_failure "unknown --eos" 2 "--eos <\|end\|>: neither a special token" bpe-encode --eos '<|end|>' --tokenizer "$gpt2" $d/texts.txt
 expect_failure "--pad-id out of range" 2 "--pad-id 70000: neither a special token" bpe-encode --pad-to 4 --pad-id 70000 --tokenizer "$gpt2" $d/texts.txt
+expect_failure "--pad-to over the limit" 2 "--pad-to 16777217: at most 16777216 tokens" bpe-encode --pad-to 16777217 --format npy --tokenizer "$gpt2" $d/texts.txt
 
 finish

@@ -83,5 +83,7 @@ expect_failure "no --vocab-size" 2 "give the vocabulary size with --vocab-size N
 expect_failure "no -o" 2 "give the output folder with -o DIR" bpe-train --vocab-size 300 "$work/hand.txt"
 expect_failure "unknown alphabet" 2 "unknown alphabet 'some'" bpe-train --alphabet some --vocab-size 300 -o "$work/none" "$work/hand.txt"
 expect_failure "unknown pattern" 2 "unknown pattern 'bert'" bpe-train --pattern bert --vocab-size 300 -o "$work/none" "$work/hand.txt"
+expect_failure "--vocab-size over the limit" 2 "--vocab-size 16777217: at most 16777216 tokens" bpe-train --vocab-size 16777217 -o "$work/none" "$work/hand.txt"
+expect_no_file "--vocab-size over the limit: no output" "$work/none"
 
 finish
