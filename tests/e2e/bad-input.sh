@@ -86,6 +86,12 @@ hostile "bpe-train: input is a folder" "$h: is a directory" bpe-train --vocab-si
 hostile "bpe-train: missing input" "absent: No such file" bpe-train --vocab-size 300 -o "$out" "$h/absent"
 hostile "bpe-train: continue from a broken tokenizer" "tokenizer-merge-malformed" bpe-train --vocab-size 600 --continue "$h/tokenizer-merge-malformed" -o "$out" "$work/text"
 hostile "bpe-train: continue from a truncated vocab" "tokenizer-vocab-truncated" bpe-train --vocab-size 600 --continue "$h/tokenizer-vocab-truncated" -o "$out" "$work/text"
+for broken in vocab-empty vocab-not-object duplicate-id id-huge merge-unknown merge-invalid-utf8; do
+    hostile "bpe-train: continue from tokenizer-$broken" "tokenizer-$broken/(vocab.json|merges.txt)" bpe-train --vocab-size 600 --continue "$h/tokenizer-$broken" -o "$out" "$work/text"
+done
+hostile "bpe-train: continue from a WordPiece tokenizer.json" "tokenizer-wordpiece.json" bpe-train --vocab-size 600 --continue "$h/tokenizer-wordpiece.json" -o "$out" "$work/text"
+hostile "bpe-train: continue from bad base64" "tokenizer-bad-base64.tiktoken:2" bpe-train --vocab-size 600 --continue "$h/tokenizer-bad-base64.tiktoken" -o "$out" "$work/text"
+hostile "bpe-train: continue from a folder without a tokenizer" "$h: holds neither" bpe-train --vocab-size 600 --continue "$h" -o "$out" "$work/text"
 hostile "bpe-train: output is a file" "$work/text" bpe-train --vocab-size 257 -o "$work/text" "$work/text"
 
 # --- vit-patchify -----------------------------------------------------------------------
