@@ -184,10 +184,12 @@ primitive create(const library& lib, const shape_key& key) {
 
 // Primitives by shape, made once and kept for the process (a model has a handful of
 // shapes). Primitives run on several threads at once: each call brings its own stream
-// and scratchpad.
+// and scratchpad. The map is never destroyed: a destroyed map would drop the handles
+// without destroying the primitives (a leak at exit), and destroying them at exit would
+// call into oneDNN after its own teardown may have begun.
 const primitive& primitive_for(const shape_key& key) {
     static std::mutex mutex;
-    static std::map<shape_key, primitive> primitives;
+    static auto& primitives = *new std::map<shape_key, primitive>;
     std::lock_guard lock(mutex);
     auto found = primitives.find(key);
     if (found == primitives.end()) found = primitives.emplace(key, create(shared(), key)).first;
