@@ -42,7 +42,7 @@ DEPS_BUILD := g++ make libopenblas-dev libboost-program-options-dev libfmt-dev \
 	doctest-dev libstb-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev zlib1g-dev libjpeg62-turbo-dev \
 	libdnnl-dev libopenmpi-dev
 DEPS_CHECK := mandoc python3 nodejs dataset-fashion-mnist python3-numpy fortunes openmpi-bin
-DEPS_DEMO := fortunes
+DEPS_DEMO := fortunes dataset-fashion-mnist gnuplot-nox file
 DEPS_BENCH := python3-numpy python3-scipy python3-sklearn bc python3-torch nodejs sentencepiece time \
 	python3-pil python3-torchvision python-matplotlib-data
 DEPS_FUZZ := clang libclang-rt-14-dev
@@ -56,7 +56,7 @@ UNIT_OBJECTS := $(UNIT_SOURCES:%.cpp=$(BUILD)/%.o)
 UNIT_TESTS := $(BUILD)/unit-tests
 MAN_PAGES := $(sort $(wildcard man/*.[1-9]))
 
-.PHONY: all deps check unit-tests e2e-tests man-lint bench demo fuzz install uninstall clean help
+.PHONY: all deps check unit-tests e2e-tests man-lint bench demo demo-quick fuzz install uninstall clean help
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -116,6 +116,9 @@ bench: all $(BENCH_PROGRAMS)
 demo: all
 	$(MAKE) -C demo
 
+demo-quick: all
+	$(MAKE) -C demo QUICK=1 OUT=out-quick
+
 # `make fuzz FUZZ_SECONDS=N`: every libFuzzer target in tests/fuzz/ for N seconds each.
 FUZZ_SECONDS ?= 60
 fuzz:
@@ -137,12 +140,14 @@ uninstall:
 clean:
 	rm -rf build bin lib/liblowrank.a
 	$(MAKE) -C demo clean
+	$(MAKE) -C demo clean OUT=out-quick
 
 help:
 	@echo "make                 install missing Debian packages, build lib/liblowrank.a and bin/*"
 	@echo "make check           build and run every test: unit, end-to-end, man-page lint"
 	@echo "make check SANITIZE=1  the same, built with AddressSanitizer and UBSan (in build/sanitize/)"
-	@echo "make demo            run the demo experiment (demo/out/REPORT.md)"
+	@echo "make demo            run the demo experiment (demo/out/REPORT.md; about 15 minutes on 2 cores)"
+	@echo "make demo-quick      the demo's pipeline on small settings (demo/out-quick/REPORT.md; a minute)"
 	@echo "make bench           run the benchmarks against their peers (installs the peers)"
 	@echo "make fuzz            run every fuzz target for FUZZ_SECONDS (now $(FUZZ_SECONDS)) seconds"
 	@echo "make deps            install the Debian packages the build, tests and demo need"

@@ -1,21 +1,67 @@
 #!/bin/bash
-# Writes demo/out/REPORT.md from the stages' outputs.
+# report.sh OUT BIN "METHODS" "WEIGHT-TYPES" THREADS: writes the demo's report (Markdown) on
+# standard output, and its plots under OUT/report/.
 set -eu
-out=$1
-categories=$2
+out=$1 bin=$2 methods=$3 weight_types=$4 threads=$5
+mkdir -p "$out/report"
 
 count() { tail -n +2 "$1" | wc -l; }
+# metric FILE NAME: a value of glue-eval's output, to 4 decimals.
 metric() { awk -F'\t' -v name="$2" '$1 == name { printf "%.4f", $2 }' "$1"; }
+# trainable RUN: the trainable parameters lora-train counted.
+trainable() { sed -n 's/^trainable params: \([0-9,]*\) .*/\1/p' "$out/methods/$1/params.txt" | tr -d ,; }
+# total RUN: all parameters of the model lora-train trained.
+total() { sed -n 's/.*|| all params: \([0-9,]*\) .*/\1/p' "$out/methods/$1/params.txt" | tr -d ,; }
+# field FILE NAME: a value of a two-column TSV (clip-embed --report, npy-difference).
+field() { awk -F'\t' -v name="$2" '$1 == name { print $2 }' "$1"; }
+# last_loss LOG: the mean training loss of the last 50 steps of a lora-train log.
+last_loss() { tail -n 50 "$1" | awk -F'\t' '{ sum += $3 } END { printf "%.3f", sum / NR }'; }
+# with_commas N: 1234567 as 1,234,567.
+with_commas() { echo "$1" | sed ':a; s/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/; ta'; }
+# awk's commas(N), as with_commas.
+awk_commas='function commas(n,  s, r) { s = n ""; while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) } return s r }
+'
+# npy_rows FILE: the first dimension of an .npy file's shape.
+npy_rows() { head -c 128 "$1" | LC_ALL=C sed -n "s/.*'shape': (\([0-9]*\),.*/\1/p"; }
+# vocabulary_size DIR: the tokens of a tokenizer's vocab.json.
+vocabulary_size() { /usr/bin/python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))))' "$1/vocab.json"; }
+
+# The results table, which the accuracy plot reads too.
+{
+    printf 'method\ttrainable\tdev_acc\tdev_mcc\ttest_acc\ttest_mcc\n'
+    for run in $methods $weight_types; do
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$(trainable "$run")" \
+            "$(metric "$out/methods/$run/dev.metrics" acc)" "$(metric "$out/methods/$run/dev.metrics" mcc)" \
+            "$(metric "$out/methods/$run/test.metrics" acc)" "$(metric "$out/methods/$run/test.metrics" mcc)"
+    done
+} >"$out/report/results.tsv"
+
+# A few test images through vit-patchify and back, for the patch grid.
+rm -rf "$out/report/examples"
+"$bin/vit-patchify" -q --unpatchify --preset none --crop 28 --mean 0.2860 --std 0.3530 --channels 1 --patch 7 \
+    -o "$out/report/examples" "$out/clip/examples.npy"
+gnuplot -e "out='$out'; methods='$(echo "$methods" | tr -s ' ')'" plots.gp
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+full=$(trainable full)
 
 cat <<MD
-# Demo report
+# The LoRA and CLIP papers in miniature
 
-Machine: $(nproc) cores, $(uname -m), $(date -u +%Y-%m-%d).
+Made by \`make demo\` on $(date -u +%Y-%m-%d): $cpu, $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo) GiB,
+threads per tool: $threads. Every step is seeded: a second run gives the same numbers.
 
-## The task: which fortune category?
+| stage | seconds |
+| --- | ---: |
+$(cat "$out"/times/* | awk -F'\t' '{ seconds[$1] += $2 }
+    END { n = split("data pretrain methods merge latency clip", stages, " ")
+          for (i = 1; i <= n; i++) { printf "| %s | %.0f |\n", stages[i], seconds[stages[i]]; total += seconds[stages[i]] }
+          printf "| **total** | **%.0f** |\n", total }')
 
-Fortunes from Debian's \`fortunes\` package, categories: $categories.
-Split with a fixed seed into GLUE-style TSV files (\`sentence<TAB>label\`).
+## 1. Data
+
+A text classification task from Debian's \`fortunes\`: which category is a fortune from?
+The categories' fortunes, split with a fixed seed into GLUE-style TSV files:
 
 | split | examples |
 | --- | ---: |
@@ -23,15 +69,99 @@ Split with a fixed seed into GLUE-style TSV files (\`sentence<TAB>label\`).
 | dev | $(count "$out/task/dev.tsv") |
 | test | $(count "$out/task/test.tsv") |
 
-Labels in the training split:
-
-| label | examples |
+| label | training examples |
 | --- | ---: |
 $(tail -n +2 "$out/task/train.tsv" | cut -f2 | sort | uniq -c | awk '{ printf "| %s | %d |\n", $2, $1 }')
 
-## Results (glue-eval)
+The pre-training corpus is every category's fortunes but the task's dev and test ones:
+$(with_commas "$(wc -l <"$out/task/corpus.txt")") fortunes, $(with_commas $(( $(stat -c %s "$out/ids/corpus.u16") / 2 ))) tokens of a
+byte-level BPE vocabulary of $(with_commas "$(vocabulary_size "$out/tokenizer")") tokens that \`bpe-train\` learnt from it.
 
-| method | dev accuracy | dev MCC | test accuracy | test MCC |
-| --- | ---: | ---: | ---: | ---: |
-| majority class | $(metric "$out/baseline/dev.metrics" acc) | $(metric "$out/baseline/dev.metrics" mcc) | $(metric "$out/baseline/test.metrics" acc) | $(metric "$out/baseline/test.metrics" mcc) |
+## 2. Pre-training
+
+A GPT-2 of $(with_commas "$(total full)") parameters pre-trained from scratch on the corpus with
+\`lora-train --task lm --method full\`: final training loss $(last_loss "$out/pretrain/log.tsv")
+(the mean of the last 50 steps).
+
+![pre-training loss](report/pretrain.png)
+
+## 3. Methods: the LoRA paper's comparison
+
+Each method fine-tunes the same pre-trained model, with a new classification head, on the
+training split; the weights of the best dev accuracy are kept, then \`lora-predict\` labels
+dev and test, and \`glue-eval\` scores them. The head (4 classes) trains with every method.
+
+| method | trainable parameters | % of full | dev acc | dev MCC | test acc | test MCC |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+| majority class | 0 | 0 | $(metric "$out/methods/majority/dev.metrics" acc) | $(metric "$out/methods/majority/dev.metrics" mcc) | $(metric "$out/methods/majority/test.metrics" acc) | $(metric "$out/methods/majority/test.metrics" mcc) |
+$(awk -F'\t' -v full="$full" -v methods="$methods" "$awk_commas"'BEGIN { split(methods, keep, " "); for (i in keep) wanted[keep[i]] = 1 }
+    NR > 1 && ($1 in wanted) { printf "| %s | %s | %.2f%% | %s | %s | %s | %s |\n", $1, commas($2), 100 * $2 / full, $3, $4, $5, $6 }' \
+    "$out/report/results.tsv")
+
+![accuracy against trainable parameters](report/accuracy.png)
+
+![training loss](report/loss.png)
+
+### Which weights to adapt (the paper's Table 5)
+
+LoRA on one weight type of every attention layer at r = 8, on two at r = 4, on four at
+r = 2: the same number of trainable parameters.
+
+| weights | trainable parameters | dev acc | dev MCC | test acc | test MCC |
+| --- | ---: | ---: | ---: | ---: | ---: |
+$(awk -F'\t' -v types="$weight_types" "$awk_commas"'BEGIN { split(types, keep, " "); for (i in keep) wanted[keep[i]] = 1 }
+    NR > 1 && ($1 in wanted) { name = substr($1, 6); gsub(/./, "&,", name)
+        printf "| W_{%s} | %s | %s | %s | %s | %s |\n", substr(name, 1, length(name) - 1), commas($2), $3, $4, $5, $6 }' \
+    "$out/report/results.tsv")
+
+## 4. Merging
+
+\`lora-merge\` folded the LoRA run of the best dev accuracy, $(cat "$out/merge/best"), into the model's
+weights (W = W0 + (alpha/r)·B·A, checked with \`--verify\`). On the test rows, merged and unmerged:
+
+| rows | labels that differ | largest logit difference |
+| ---: | ---: | ---: |
+$(tail -n 1 "$out/merge/agreement.tsv" | awk -F'\t' '{ printf "| %s | %s | %s |\n", $1, $2, $3 }')
+
+## 5. Inference latency (the paper's Table 1)
+
+\`lora-predict\` over $(with_commas "$(npy_rows "$out/ids/latency.npy")") training rows at each batch size: milliseconds per batch (the median of three runs),
+and the overhead against merged LoRA, which costs what the model alone costs.
+
+| batch | LoRA merged | LoRA unmerged | Adapter^H | Adapter^L |
+| ---: | ---: | ---: | ---: | ---: |
+$(tail -n +2 "$out/latency.tsv" | awk -F'\t' '{ printf "| %s | %.2f ms | %.2f ms (%s) | %.2f ms (%s) | %.2f ms (%s) |\n", $1, $2, $3, $4, $5, $6, $7, $8 }')
+
+## 6. CLIP on Fashion-MNIST
+
+A tiny CLIP (\`model-init --arch clip --preset tiny\`, 28x28 gray images in 7x7 patches)
+trained with the InfoNCE loss on the $(with_commas "$(wc -l <"$out/clip/captions/train.captions.txt")") training images, each with a caption made
+from its class name and a template ("$(head -n 1 "$out/clip/captions/templates.txt")"); then zero-shot classification
+of the $(with_commas "$(wc -l <"$out/clip/captions/t10k.captions.txt")") test images among the 10 class names (\`clip-embed --zeroshot\`, every template
+averaged), and a linear probe: a classifier trained on the image features alone
+(\`model-init --arch vit --from\`, \`lora-train --method head\`).
+
+![test images in patches](report/patches.png)
+
+| | test acc | test MCC |
+| --- | ---: | ---: |
+| chance | 0.1000 | 0 |
+| zero-shot, before training | $(metric "$out/clip/initial.zeroshot.metrics" acc) | $(metric "$out/clip/initial.zeroshot.metrics" mcc) |
+| zero-shot | $(metric "$out/clip/model.zeroshot.metrics" acc) | $(metric "$out/clip/model.zeroshot.metrics" mcc) |
+| linear probe | $(metric "$out/clip/probe.metrics" acc) | $(metric "$out/clip/probe.metrics" mcc) |
+
+Alignment (the mean squared distance of an image's embedding to its caption's, lower is
+better) and uniformity (log E exp(-2·d²) over pairs of embeddings, lower is better) on the
+test set (\`clip-embed --report\`):
+
+| | alignment | uniformity, images | uniformity, texts | cosine of pairs | cosine of non-pairs |
+| --- | ---: | ---: | ---: | ---: | ---: |
+$(for model in initial model; do
+    f=$out/clip/$model.alignment.tsv
+    printf '| %s | %.4f | %.4f | %.4f | %.4f | %.4f |\n' "$([ $model = initial ] && echo "before training" || echo trained)" \
+        "$(field "$f" alignment)" "$(field "$f" uniformity_images)" "$(field "$f" uniformity_texts)" \
+        "$(field "$f" positive_cosine)" "$(field "$f" negative_cosine)"
+done)
+
+![CLIP's training loss](report/clip.png)
 MD
