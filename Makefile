@@ -114,10 +114,10 @@ bench: all $(BENCH_PROGRAMS)
 	bench/run-all
 
 demo: all
-	$(MAKE) -C demo
+	$(MAKE) -C demo -j$(shell nproc)
 
 demo-quick: all
-	$(MAKE) -C demo QUICK=1 OUT=out-quick
+	$(MAKE) -C demo -j$(shell nproc) QUICK=1 OUT=out-quick
 
 # `make fuzz FUZZ_SECONDS=N`: every libFuzzer target in tests/fuzz/ for N seconds each.
 FUZZ_SECONDS ?= 60

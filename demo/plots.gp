@@ -1,6 +1,6 @@
 # The report's plots. Run as
 #   gnuplot -e "out='OUT'; methods='full lora-r8 ...'" plots.gp
-# with OUT/report/results.tsv (method, trainable, dev_acc, dev_mcc, test_acc, test_mcc) and
+# with OUT/report/methods.tsv (method, trainable, dev_acc, dev_mcc, test_acc, test_mcc) and
 # OUT/report/examples/*.png (a few Fashion-MNIST test images, through vit-patchify and back).
 
 set terminal pngcairo size 900,560 font ",11"
@@ -25,7 +25,7 @@ set xlabel "trainable parameters (log scale)"
 set ylabel "test accuracy"
 set logscale x
 set key off
-plot out."/report/results.tsv" using 2:5 skip 1 with points pointtype 7 pointsize 1.5, \
+plot out."/report/methods.tsv" using 2:5 skip 1 with points pointtype 7 pointsize 1.5, \
      "" using 2:5:1 skip 1 with labels offset 0,1 font ",9"
 unset logscale x
 

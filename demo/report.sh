@@ -21,6 +21,12 @@ with_commas() { echo "$1" | sed ':a; s/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/;
 # awk's commas(N), as with_commas.
 awk_commas='function commas(n,  s, r) { s = n ""; while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) } return s r }
 '
+# wall_clock: the seconds from the start of the first timed command to the end of the last
+# (each times file holds a duration and was written as its command ended).
+wall_clock() {
+    for file in "$out"/times/*; do echo "$(stat -c %Y "$file") $(cut -f2 "$file")"; done |
+        awk 'NR == 1 || $1 - $2 < first { first = $1 - $2 } $1 > last { last = $1 } END { printf "%.0f", last - first }'
+}
 # npy_rows FILE: the first dimension of an .npy file's shape.
 npy_rows() { head -c 128 "$1" | LC_ALL=C sed -n "s/.*'shape': (\([0-9]*\),.*/\1/p"; }
 # vocabulary_size DIR: the tokens of a tokenizer's vocab.json.
@@ -35,6 +41,7 @@ vocabulary_size() { /usr/bin/python3 -c 'import json, sys; print(len(json.load(o
             "$(metric "$out/methods/$run/test.metrics" acc)" "$(metric "$out/methods/$run/test.metrics" mcc)"
     done
 } >"$out/report/results.tsv"
+head -n "$(( $(echo $methods | wc -w) + 1 ))" "$out/report/results.tsv" >"$out/report/methods.tsv"
 
 # A few test images through vit-patchify and back, for the patch grid.
 rm -rf "$out/report/examples"
@@ -50,6 +57,9 @@ cat <<MD
 
 Made by \`make demo\` on $(date -u +%Y-%m-%d): $cpu, $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo) GiB,
 threads per tool: $threads. Every step is seeded: a second run gives the same numbers.
+
+Each stage's seconds are the sum of its commands' (several run at once, one thread each);
+from the first command to the last, the run took $(wall_clock) seconds.
 
 | stage | seconds |
 | --- | ---: |
@@ -98,6 +108,12 @@ $(awk -F'\t' -v full="$full" -v methods="$methods" "$awk_commas"'BEGIN { split(m
     NR > 1 && ($1 in wanted) { printf "| %s | %s | %.2f%% | %s | %s | %s | %s |\n", $1, commas($2), 100 * $2 / full, $3, $4, $5, $6 }' \
     "$out/report/results.tsv")
 
+$(awk -F'\t' '$1 == "full" { full = $2; accuracy = $5 } $1 == "lora-r8" { lora = $2; lora_accuracy = $5 }
+    END { difference = 100 * (lora_accuracy - accuracy); side = difference >= 0 ? "above" : "below"
+          printf "LoRA (r = 8 on W_q and W_v) trains %.2f%% of the parameters full fine-tuning trains; its test\n", 100 * lora / full
+          printf "accuracy is %.1f points %s full fine-tuning'"'"'s.\n", (difference >= 0 ? difference : -difference), side }' \
+    "$out/report/results.tsv")
+
 ![accuracy against trainable parameters](report/accuracy.png)
 
 ![training loss](report/loss.png)
@@ -125,7 +141,7 @@ $(tail -n 1 "$out/merge/agreement.tsv" | awk -F'\t' '{ printf "| %s | %s | %s |\
 
 ## 5. Inference latency (the paper's Table 1)
 
-\`lora-predict\` over $(with_commas "$(npy_rows "$out/ids/latency.npy")") training rows at each batch size: milliseconds per batch (the median of three runs),
+\`lora-predict\` over $(with_commas "$(npy_rows "$out/ids/latency.npy")") training rows at each batch size: milliseconds per batch (the fastest of five runs),
 and the overhead against merged LoRA, which costs what the model alone costs.
 
 | batch | LoRA merged | LoRA unmerged | Adapter^H | Adapter^L |

@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 
 out=$work/demo
-demo() { make -s -C demo QUICK=1 OUT="$out" BIN="$bin_dir" THREADS=2 "$@"; }
+demo() { make -s -C demo -j2 QUICK=1 OUT="$out" BIN="$bin_dir" "$@"; }
 
 run_command demo
 if [ "$status" -ne 0 ]; then
