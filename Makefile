@@ -41,8 +41,8 @@ ALL_CXXFLAGS := -std=c++20 -pthread -fopenmp-simd $(WARNINGS) $(CXXFLAGS) $(SANI
 DEPS_BUILD := g++ make libopenblas-dev libboost-program-options-dev libfmt-dev \
 	doctest-dev libstb-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev zlib1g-dev libjpeg62-turbo-dev \
 	libdnnl-dev libopenmpi-dev
-DEPS_CHECK := mandoc python3 nodejs dataset-fashion-mnist python3-numpy fortunes openmpi-bin
-DEPS_DEMO := fortunes dataset-fashion-mnist gnuplot-nox file
+DEPS_CHECK := mandoc python3 nodejs dataset-fashion-mnist python3-numpy fortunes openmpi-bin file
+DEPS_DEMO := fortunes dataset-fashion-mnist gnuplot-nox
 DEPS_BENCH := python3-numpy python3-scipy python3-sklearn bc python3-torch nodejs sentencepiece time \
 	python3-pil python3-torchvision python-matplotlib-data
 DEPS_FUZZ := clang libclang-rt-14-dev
