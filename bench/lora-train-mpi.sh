@@ -4,7 +4,8 @@
 # its GPT-2-shaped model (model-init's "small"), a global batch of 16 windows of 128 tokens a
 # step, AdamW with linear decay, clipping; LoRA r=8 on q and v, and full fine-tuning. One
 # process takes the 16 windows in one pass; two ranks take 8 each (ours: mpirun -np 2 on TCP
-# loopback, --bind-to none), with 1 and 2 threads a rank. Tokens per second of the steps
+# loopback, each rank bound to a core with 1 thread, unbound with 2), with 1 and 2 threads a
+# rank. Tokens per second of the steps
 # after the first two (ours from rank 0's log). Bytes a step: our MPI_Allreduce buffer
 # (4 bytes per trainable parameter, each tensor padded to 64 bytes, and two extras), and what
 # the loopback interface sent per step while our two ranks trained (both ranks, Open MPI's
@@ -19,7 +20,7 @@ mkdir -p "$out"
 [ -f "$out/tokens.u16" ] || /usr/bin/python3 -c "
 import numpy as np, sys
 np.random.default_rng(1).integers(0, 8192, 1000000).astype('<u2').tofile(sys.argv[1])" "$out/tokens.u16"
-launch=(mpirun -q --oversubscribe --bind-to none -np 2 --mca btl self,tcp --mca btl_tcp_if_include lo)
+launch=(mpirun -q --oversubscribe -np 2 --mca btl self,tcp --mca btl_tcp_if_include lo)
 [ "$(id -u)" = 0 ] && launch+=(--allow-run-as-root)
 sent_bytes() { awk '$1 == "lo:" { printf "%.0f\n", $10 }' /proc/net/dev; }
 # Tokens per second after the first two steps, from a log.
@@ -44,7 +45,9 @@ for method in lora full; do
         trainable=$(sed -n 's/^trainable params: \([0-9,]*\) .*/\1/p' "$out/one.err" | tr -d ,)
         rm -rf "$out/adapter" "$out/trained.safetensors"
         before=$(sent_bytes)
-        "${launch[@]}" "$bin/lora-train" -q "${run[@]}" --batch-size 8 --log "$out/two.tsv" -o "$target"
+        binding=core
+        [ "$threads" -gt 1 ] && binding=none
+        "${launch[@]}" --bind-to $binding "$bin/lora-train" -q "${run[@]}" --batch-size 8 --log "$out/two.tsv" -o "$target"
         after=$(sent_bytes)
         one=$(rate "$out/one.tsv") two=$(rate "$out/two.tsv")
         peer_one=$(peer $method "$threads" 1) peer_two=$(peer $method "$threads" 2)
