@@ -56,7 +56,7 @@ UNIT_OBJECTS := $(UNIT_SOURCES:%.cpp=$(BUILD)/%.o)
 UNIT_TESTS := $(BUILD)/unit-tests
 MAN_PAGES := $(sort $(wildcard man/*.[1-9]))
 
-.PHONY: all deps check unit-tests e2e-tests man-lint bench demo demo-quick fuzz install uninstall clean help
+.PHONY: FORCE all deps check unit-tests e2e-tests man-lint bench demo demo-quick fuzz install uninstall clean help
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -77,9 +77,15 @@ $(BIN)/%: $(BUILD)/tools/%.o $(LIBRARY)
 # lib/train/data_parallel.cpp opens libmpi at run time, so only the header is needed here and
 # nothing links against it; built without it, lora-train runs alone and says so under mpirun.
 ifeq ($(shell pkg-config --exists ompi-c 2>/dev/null && echo yes),yes)
-MPI_INCLUDES := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags-only-I ompi-c))
-$(BUILD)/lib/train/data_parallel.o: CPPFLAGS += -DLOWRANK_MPI $(MPI_INCLUDES)
+MPI_FLAGS := -DLOWRANK_MPI $(patsubst -I%,-isystem %,$(shell pkg-config --cflags-only-I ompi-c))
+$(BUILD)/lib/train/data_parallel.o: CPPFLAGS += $(MPI_FLAGS)
 endif
+# The flags it was built with, kept in a file that changes with them: the build after
+# `make deps` installed Open MPI rebuilds it.
+$(BUILD)/mpi-flags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(MPI_FLAGS)' | cmp -s - $@ || echo '$(MPI_FLAGS)' >$@
+$(BUILD)/lib/train/data_parallel.o: $(BUILD)/mpi-flags
 
 # stb_image parses headers with int arithmetic that can overflow on malformed files: make
 # that wrap, as it expects, rather than undefined.

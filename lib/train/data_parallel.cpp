@@ -106,7 +106,7 @@ void mpi_broadcast(std::byte* bytes, int count) {
 
 [[noreturn]] std::pair<int, int> mpi_join() {
     throw error(fmt::format("started by an MPI launcher ({} is set), but this lora-train was built without Open MPI "
-                            "(install libopenmpi-dev, then make clean and make)", launcher_variable()));
+                            "(install libopenmpi-dev, then make)", launcher_variable()));
 }
 
 // Never reached: a process that did not join is a group of one, which communicates nothing.
