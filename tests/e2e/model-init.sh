@@ -3,10 +3,12 @@
 # the metadata, determinism, and every error path.
 source "$(dirname "$0")/lib.sh"
 
-# The header of a safetensors file as "name dtype shape" lines, then the config's JSON.
+# The header of a safetensors file as "name dtype shape" lines, then the config's JSON
+# (quietly cut short when its reader, such as grep -q, has seen enough).
 describe() {
     /usr/bin/python3 - "$1" <<'PY'
-import json, struct, sys
+import json, signal, struct, sys
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 with open(sys.argv[1], "rb") as f:
     header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
 metadata = header.pop("__metadata__")
