@@ -103,6 +103,17 @@ struct sequence_set {
     label_column labels;
 };
 
+// The rows of one file as they are: its ids, lengths and path.
+sequence_set rows_as_read(const std::string& path, token_rows ids) {
+    sequence_set set;
+    set.path = path;
+    set.rows = ids.rows;
+    set.time = ids.time;
+    set.ids = std::move(ids.ids);
+    set.lengths = std::move(ids.lengths);
+    return set;
+}
+
 // X Y: row b is x_b's tokens then y_b's; the loss counts y's.
 sequence_set read_pairs(const std::string& x_path, const std::string& y_path, const text_tower_config& config,
                         std::optional<std::int32_t> pad_id) {
@@ -135,12 +146,7 @@ sequence_set read_masked(const std::string& ids_path, const std::string& mask_pa
         throw error_in(mask_path, fmt::format("a loss mask of shape ({}), the ids are ({}, {})",
                                               fmt::join(mask.shape(), ", "), ids.rows, ids.time));
     auto values = mask.to_int64();
-    sequence_set set;
-    set.path = ids_path;
-    set.rows = ids.rows;
-    set.time = ids.time;
-    set.ids = std::move(ids.ids);
-    set.lengths = std::move(ids.lengths);
+    sequence_set set = rows_as_read(ids_path, std::move(ids));
     set.counted.assign(values.size(), 0);
     for (std::size_t b = 0; b < set.rows; ++b) {
         std::int32_t split = set.lengths[b];
@@ -160,13 +166,8 @@ sequence_set read_masked(const std::string& ids_path, const std::string& mask_pa
 
 sequence_set read_labelled(const std::string& ids_path, const std::string& labels_path,
                            const objective_settings& settings, const model_config& config) {
-    token_rows ids = read_token_rows(ids_path, config.text, settings.pad_id ? settings.pad_id : config.text.pad_token_id);
-    sequence_set set;
-    set.path = ids_path;
-    set.rows = ids.rows;
-    set.time = ids.time;
-    set.ids = std::move(ids.ids);
-    set.lengths = std::move(ids.lengths);
+    sequence_set set = rows_as_read(
+        ids_path, read_token_rows(ids_path, config.text, settings.pad_id ? settings.pad_id : config.text.pad_token_id));
     set.splits = set.lengths;
     set.labels = read_labels(labels_path, settings.label_column, settings.task == task_kind::regress,
                              class_names(settings, config));
