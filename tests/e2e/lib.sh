@@ -27,6 +27,14 @@ trap 'rm -rf "$work"' EXIT
 passed=0
 failed=0
 
+# For tests that start Open MPI's mpirun: allowed as root, and, built with SANITIZE=1, Open
+# MPI's own allocations (found by full stacks) are not taken for leaks of ours.
+allow_open_mpi() {
+    [ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0
+    export LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$root/tests/e2e/open-mpi.lsan:print_suppressions=0
+}
+
 pass() { passed=$((passed + 1)); }
 fail() {
     failed=$((failed + 1))

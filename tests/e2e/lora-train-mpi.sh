@@ -8,10 +8,7 @@ t=tests/data/train
 tiny=$n/gpt2-lm.safetensors
 # Two ranks on this host over TCP loopback (as across hosts), quiet about Open MPI's advice.
 launch=(mpirun --oversubscribe -np 2 --mca btl self,tcp --mca btl_tcp_if_include lo)
-[ "$(id -u)" = 0 ] && launch+=(--allow-run-as-root)
-# Built with SANITIZE=1: Open MPI's own allocations, found by full stacks, are not leaks of ours.
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0
-export LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$root/tests/e2e/open-mpi.lsan:print_suppressions=0
+allow_open_mpi
 two() { "${launch[@]}" -q "$@"; }
 # Every value of column $3 of two TSV logs within 1e-5 (empty cells must match).
 same_column() {

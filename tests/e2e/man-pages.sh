@@ -3,8 +3,8 @@
 # the page's EXAMPLES section run. Each example runs in a scratch folder prepared by
 # tests/e2e/man-examples/TOOL.setup, which puts there the files the examples name.
 source "$(dirname "$0")/lib.sh"
-# Examples that start ranks with Open MPI's mpirun, which refuses root unless told.
-[ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Some examples start ranks with Open MPI's mpirun.
+allow_open_mpi
 
 # The long options of a --help text, and of a man page's OPTIONS section.
 help_options() { "$1" --help | grep -Eo '^ +(-[a-z], )?--[a-z0-9-]+' | grep -Eo -- '--[a-z0-9-]+' | sort -u; }
