@@ -167,7 +167,7 @@ loaded_model load_model(const command_line& cli, const settings& options, const 
     model& m = *loaded.network;
     std::deque<adapter> adapters;  // attach_adapter keeps pointers into them: never moved
     for (const std::string& path : operands.paths) adapters.emplace_back(path);
-    auto layers = linear_layers(m);
+    auto sites = lora_sites_of(m);
     auto head = m.head_parameters();
     std::set<const parameter*> from_adapters;
     for (std::size_t i = 0; i < adapters.size(); ++i) {
@@ -175,7 +175,7 @@ loaded_model load_model(const command_line& cli, const settings& options, const 
         if (adapters[i].kind() == adapter::format::trained_tensors && method_adds_modules(adapters[i].method()) &&
             operands.routes[i] == lora_branch::every_row)
             for (const parameter* p : attach_modules(adapters[i], m)) from_adapters.insert(p);
-        for (const parameter* p : attach_adapter(adapters[i], m.parameters(), layers, fmt::format("adapter{}", i),
+        for (const parameter* p : attach_adapter(adapters[i], m.parameters(), sites, fmt::format("adapter{}", i),
                                                  operands.routes[i], head))
             from_adapters.insert(p);
     }

@@ -14,7 +14,7 @@ using namespace lowrank;
 namespace {
 
 struct options_text {
-    std::string task = "lm", method = "lora", targets = "q,v", init = "kaiming", loss = "infonce",
+    std::string task = "lm", method = "lora", targets = "q,v", rank_pattern, init = "kaiming", loss = "infonce",
                 schedule = "linear", label_names;
     std::int64_t pad_id = -1;
     double epochs = 0;
@@ -30,7 +30,8 @@ void check_option_scope(const command_line& cli, const training_settings& s) {
     };
     const method_kind m = s.method.kind;
     const task_kind t = s.objective.task;
-    refuse({"rank", "alpha", "targets", "lora-dropout", "init", "rslora"}, m == method_kind::lora, "--method lora");
+    refuse({"rank", "alpha", "targets", "rank-pattern", "lora-dropout", "init", "rslora"}, m == method_kind::lora,
+           "--method lora");
     refuse({"adapter-size"}, m == method_kind::adapter_h || m == method_kind::adapter_l,
            "--method adapter-h or adapter-l");
     refuse({"prefix-length", "infix-length"}, m == method_kind::prefix_embed || m == method_kind::prefix_layer,
@@ -83,6 +84,17 @@ training_settings make_settings(const command_line& cli, training_settings s, co
     s.method.targets.clear();
     for (std::string_view target : split(text.targets, ',')) s.method.targets.emplace_back(trim(target));
     if (!cli.given("alpha")) s.method.lora.alpha = static_cast<float>(s.method.lora.rank);
+    for (std::string_view entry : split(text.rank_pattern, ',')) {
+        if (trim(entry).empty()) continue;
+        auto equals = entry.find('=');
+        std::string name(trim(entry.substr(0, equals)));
+        auto rank = equals == std::string_view::npos ? std::nullopt : parse_integer(trim(entry.substr(equals + 1)));
+        if (!rank || *rank < 1)
+            throw usage_error(fmt::format("--rank-pattern: '{}' is not TARGET=RANK with a rank of at least 1", entry));
+        if (std::find(s.method.targets.begin(), s.method.targets.end(), name) == s.method.targets.end())
+            throw usage_error(fmt::format("--rank-pattern: '{}' is not one of --targets", name));
+        s.method.rank_pattern.emplace_back(name, static_cast<std::size_t>(*rank));
+    }
     auto loss = contrastive_from_name(text.loss);
     if (!loss) throw usage_error(fmt::format("--loss {}: expected infonce, triplet, npair or contrastive", text.loss));
     s.objective.loss = *loss;
@@ -131,7 +143,10 @@ int main(int argc, char** argv) {
         ("rank", value(&s.method.lora.rank, "R")->default_value(8), "LoRA: the rank r of B·A")
         ("alpha", value(&s.method.lora.alpha, "ALPHA"), "LoRA: B·A is scaled by ALPHA/r (default: ALPHA = r)")
         ("targets", value(&text.targets, "LIST")->default_value(text.targets),
-         "LoRA: the layers of each block: q, k, v, o, fc1, fc2, or layer names (c_attn, q_proj...)")
+         "LoRA: the layers of each block: q, k, v, o, fc1, fc2, or layer names (c_attn, q_proj...); "
+         "also the token embedding (wte, token_embedding)")
+        ("rank-pattern", value(&text.rank_pattern, "LIST"),
+         "LoRA: other ranks for some targets, TARGET=R,... (scaled by ALPHA over their rank; PEFT's rank_pattern)")
         ("lora-dropout", value(&s.method.lora.dropout, "P")->default_value(0.0f, "0"),
          "LoRA: dropout on the branch's input, in training")
         ("init", value(&text.init, "INIT")->default_value(text.init),

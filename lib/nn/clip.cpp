@@ -25,8 +25,8 @@ linear projection(parameter_set& parameters, const std::string& name, std::size_
 
 text_tower::text_tower(parameter_set& parameters, const text_tower_config& config, const std::string& prefix)
     : config_(config),
-      token_embedding_(&parameters.add(prefix + "embeddings.token_embedding.weight",
-                                       {config.vocab_size, config.transformer.width})),
+      token_embedding_{&parameters.add(prefix + "embeddings.token_embedding.weight",
+                                       {config.vocab_size, config.transformer.width}), {}},
       position_embedding_(&parameters.add(prefix + "embeddings.position_embedding.weight",
                                           {config.max_positions, config.transformer.width})),
       stack_(parameters, config.transformer, clip_block_names(prefix), {.causal = true, .pre_norm = true}) {
@@ -35,7 +35,7 @@ text_tower::text_tower(parameter_set& parameters, const text_tower_config& confi
 }
 
 void text_tower::initialize(float factor, std::uint64_t seed, std::uint64_t& stream) {
-    fill_normal(*token_embedding_, 0.02f * factor, seed, ++stream);
+    fill_normal(*token_embedding_.table, 0.02f * factor, seed, ++stream);
     fill_normal(*position_embedding_, 0.02f * factor, seed, ++stream);
     initialize_clip_blocks(stack_, factor, seed, stream);
     fill_constant(*final_norm_.weight, 1);
@@ -57,7 +57,7 @@ const float* text_tower::forward(const std::int32_t* ids, std::size_t batch, std
     positions_.resize(rows);
     for (std::size_t r = 0; r < rows; ++r) positions_[r] = static_cast<std::int32_t>(r % time);
     float* x = stack_.input(batch, time, training);
-    embedding_forward(*token_embedding_, ids, rows, x, false);
+    embedding_forward(token_embedding_, ids, rows, x, {.routes = stack_.routes(), .item_rows = time});
     embedding_forward(*position_embedding_, positions_.data(), rows, x, true);
     const float* out = stack_.forward(nullptr);
     // final_layer_norm at the pooled positions only (it works row by row)
@@ -81,8 +81,8 @@ void text_tower::backward(const float* d_pooled) {
     std::fill(d_stack, d_stack + rows * D, 0.0f);
     for (std::size_t b = 0; b < batch; ++b)
         std::memcpy(d_stack + static_cast<std::size_t>(pooled_rows_[b]) * D, d_eos + b * D, D * sizeof(float));
-    stack_.backward(d_stack, token_embedding_->trainable || position_embedding_->trainable);
-    embedding_backward(*token_embedding_, ids_.data(), rows, d_stack);
+    stack_.backward(d_stack, token_embedding_.trains() || position_embedding_->trainable);
+    embedding_backward(token_embedding_, ids_.data(), rows, d_stack, {.routes = stack_.routes(), .item_rows = time_});
     embedding_backward(*position_embedding_, positions_.data(), rows, d_stack);
 }
 

@@ -25,6 +25,8 @@ public:
 
     const text_tower_config& config() const { return config_; }
     transformer_stack& stack() { return stack_; }
+    // token_embedding, with its LoRA branches (nn/lora.hpp: add_embedding_lora), if any.
+    embedding& token_embedding() { return token_embedding_; }
     std::size_t width() const { return config_.transformer.width; }
 
     void initialize(float factor, std::uint64_t seed, std::uint64_t& stream);
@@ -38,7 +40,8 @@ public:
 
 private:
     text_tower_config config_;
-    parameter *token_embedding_, *position_embedding_;
+    embedding token_embedding_;
+    parameter* position_embedding_;
     transformer_stack stack_;
     layer_norm final_norm_;
     std::vector<std::int32_t> ids_, positions_, pooled_rows_;

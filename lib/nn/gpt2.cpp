@@ -31,7 +31,7 @@ constexpr std::size_t logits_per_block = std::size_t{1} << 22;
 
 gpt2_model::gpt2_model(const model_config& config)
     : config_(config),
-      wte_(&parameters_.add("transformer.wte.weight", {config.text.vocab_size, config.text.transformer.width})),
+      wte_{&parameters_.add("transformer.wte.weight", {config.text.vocab_size, config.text.transformer.width}), {}},
       wpe_(&parameters_.add("transformer.wpe.weight", {config.text.max_positions, config.text.transformer.width})),
       stack_(parameters_, config.text.transformer, gpt2_block_names(), {.causal = true, .pre_norm = true}) {
     const std::size_t C = width();
@@ -102,6 +102,7 @@ const float* gpt2_model::forward(const std::int32_t* ids, std::size_t batch, std
     const std::size_t rows = batch * time, C = width();
     rows_ = rows;
     stack_rows_ = batch * stack_time;
+    stack_time_ = stack_time;
     if (prefixed) {
         extend_rows(ids, batch, time, lengths, infix_at);
         ids = extended_ids_.data();
@@ -111,7 +112,7 @@ const float* gpt2_model::forward(const std::int32_t* ids, std::size_t batch, std
     positions_.resize(stack_rows_);
     for (std::size_t r = 0; r < stack_rows_; ++r) positions_[r] = static_cast<std::int32_t>(r % stack_time);
     float* x = stack_.input(batch, stack_time, training);
-    embedding_forward(*wte_, ids, stack_rows_, x, false);
+    embedding_forward(wte_, ids, stack_rows_, x, {.routes = stack_.routes(), .item_rows = stack_time});
     embedding_forward(*wpe_, positions_.data(), stack_rows_, x, true);
     stack_output_ = stack_.forward(lengths, dropout_seed);
     if (prefixed) {  // h is taken at the rows of the ids' tokens
@@ -133,7 +134,7 @@ const float* gpt2_model::decode(kv_cache& cache, const std::int32_t* tokens, con
     if (prefix_length_ + infix_length_ > 0) throw error("generation with prefix vectors is not supported");
     const std::size_t batch = cache.batch, C = width();
     float* x = stack_.input(batch, 1, false);
-    embedding_forward(*wte_, tokens, batch, x, false);
+    embedding_forward(wte_, tokens, batch, x, {.routes = stack_.routes(), .item_rows = 1});
     embedding_forward(*wpe_, positions, batch, x, true);
     const float* out = stack_.decode(cache, positions);
     if (hidden_.size() < batch * C) {
@@ -159,14 +160,14 @@ void gpt2_model::backward(float* d_hidden) {
     layer_norm_backward(final_norm_, stack_output_, mean_.data(), rstd_.data(), d_hidden, rows, d_norm);
     if (prefixed)  // back to the rows h was taken from (each one once)
         for (std::size_t r = 0; r < rows; ++r) std::copy_n(d_norm + r * C, C, d_stack_.data() + gathered_rows_[r] * C);
-    stack_.backward(d_stack_.data(), wte_->trainable || wpe_->trainable);
-    embedding_backward(*wte_, ids_.data(), stack_rows, d_stack_.data());
+    stack_.backward(d_stack_.data(), wte_.trains() || wpe_->trainable);
+    embedding_backward(wte_, ids_.data(), stack_rows, d_stack_.data(), {.routes = stack_.routes(), .item_rows = stack_time_});
     embedding_backward(*wpe_, positions_.data(), stack_rows, d_stack_.data());
 }
 
 void gpt2_model::lm_logits(const float* hidden, std::size_t rows, float* logits) {
     const std::size_t C = width(), V = config_.text.vocab_size;
-    matmul({.m = rows, .n = V, .k = C, .a = hidden, .lda = C, .b = wte_->value, .ldb = C, .transpose_b = true,
+    matmul({.m = rows, .n = V, .k = C, .a = hidden, .lda = C, .b = wte_.table->value, .ldb = C, .transpose_b = true,
             .c = logits, .ldc = V});
 }
 
@@ -186,11 +187,11 @@ cross_entropy_result gpt2_model::lm_loss(const float* hidden, const std::int32_t
         total.counted += part.counted;
         if (!d_hidden) continue;
         // dh += dlogits·wte;  dwte += dlogitsᵀ·h
-        matmul({.m = count, .n = C, .k = V, .a = logits.data(), .lda = V, .b = wte_->value, .ldb = C,
+        matmul({.m = count, .n = C, .k = V, .a = logits.data(), .lda = V, .b = wte_.table->value, .ldb = C,
                 .c = d_hidden + begin * C, .ldc = C, .beta = 1});
-        if (wte_->gradient)
+        if (wte_.table->gradient)
             matmul({.m = V, .n = C, .k = count, .a = logits.data(), .lda = V, .transpose_a = true, .b = h, .ldb = C,
-                    .c = wte_->gradient, .ldc = C, .beta = 1});
+                    .c = wte_.table->gradient, .ldc = C, .beta = 1});
     }
     return total;
 }

@@ -72,7 +72,8 @@ public:
     void score_backward(const float* hidden, std::size_t batch, std::size_t time, const std::int32_t* lengths,
                         const float* d_logits, float* d_hidden);
 
-    parameter& token_embedding() { return *wte_; }
+    // wte, with its LoRA branches (nn/lora.hpp: add_embedding_lora), if any.
+    embedding& token_embedding() { return wte_; }
     parameter& position_embedding() { return *wpe_; }
     // The classification head (score.weight), or null for an LM.
     parameter* score() { return score_; }
@@ -86,7 +87,8 @@ public:
 private:
     model_config config_;
     parameter_set parameters_;
-    parameter *wte_ = nullptr, *wpe_ = nullptr, *score_ = nullptr;
+    embedding wte_;
+    parameter *wpe_ = nullptr, *score_ = nullptr;
     transformer_stack stack_;
     layer_norm final_norm_;
     // Lays out the rows with their prefix and infix (see above).
@@ -97,7 +99,7 @@ private:
     std::vector<std::int32_t> ids_, positions_;
     large_vector<float> hidden_, mean_, rstd_, d_stack_, gathered_, d_gathered_;
     const float* stack_output_ = nullptr;  // ln_f's input
-    std::size_t rows_ = 0, stack_rows_ = 0;
+    std::size_t rows_ = 0, stack_rows_ = 0, stack_time_ = 0;
     // Prefix tuning: the vectors' lengths; the rows of the extended pass that h is taken from.
     std::size_t prefix_length_ = 0, infix_length_ = 0;
     std::vector<std::size_t> gathered_rows_;

@@ -1,4 +1,4 @@
-// LayerNorm, the activations and the embeddings (see layers.hpp).
+// LayerNorm, the activations and L2 normalisation (see layers.hpp).
 #include "nn/layers.hpp"
 
 #include "nn/partition.hpp"
@@ -179,39 +179,6 @@ void activation_backward(activation kind, const float* x, const float* dy, float
     auto function = kind == activation::gelu ? gelu_backward : kind == activation::gelu_tanh ? gelu_tanh_backward
                                                                                               : quick_gelu_backward;
     elementwise(count, [=](std::size_t begin, std::size_t end) { function(x, dy, dx, begin, end); });
-}
-
-// ------------------------------------------------------------------------------ Embedding
-
-void embedding_forward(const parameter& table, const std::int32_t* ids, std::size_t rows, float* y, bool accumulate) {
-    const std::size_t width = table.shape[1];
-    for_rows(rows, rows_per_part, [&](std::size_t begin, std::size_t end) {
-        for (std::size_t r = begin; r < end; ++r) {
-            const float* source = table.value + static_cast<std::size_t>(ids[r]) * width;
-            float* out = y + r * width;
-            if (accumulate)
-                for (std::size_t j = 0; j < width; ++j) out[j] += source[j];
-            else
-                std::memcpy(out, source, width * sizeof(float));
-        }
-    });
-}
-
-// Each thread owns a range of table rows and walks all ids, so every table row sums its
-// gradients in row order whatever the thread count.
-void embedding_backward(const parameter& table, const std::int32_t* ids, std::size_t rows, const float* dy) {
-    if (!table.gradient) return;
-    const std::size_t entries = table.shape[0], width = table.shape[1];
-    std::size_t parts = rows >= rows_per_part ? part_count(entries, 1) : 1;
-    for_each_part(entries, parts, [&](std::size_t, std::size_t first, std::size_t last) {
-        for (std::size_t r = 0; r < rows; ++r) {
-            auto id = static_cast<std::size_t>(ids[r]);
-            if (id < first || id >= last) continue;
-            float* target = table.gradient + id * width;
-            const float* source = dy + r * width;
-            for (std::size_t j = 0; j < width; ++j) target[j] += source[j];
-        }
-    });
 }
 
 // ------------------------------------------------------------------------ L2 normalisation

@@ -51,14 +51,6 @@ void activation_forward(activation kind, const float* x, float* y, std::size_t c
 // dx = dy ⊙ f'(x) (written, not added; dx may be dy).
 void activation_backward(activation kind, const float* x, const float* dy, float* dx, std::size_t count);
 
-// ------------------------------------------------------------------------------ Embedding
-// ids: (rows) -> y: (rows, C) = table[ids] (or += with accumulate: position embeddings
-// added to token embeddings). Ids must be in range (the models check their inputs).
-void embedding_forward(const parameter& table, const std::int32_t* ids, std::size_t rows, float* y, bool accumulate);
-// dtable[ids[r]] += dy[r]. Each row of the table sums its rows of dy in order, whatever the
-// thread count.
-void embedding_backward(const parameter& table, const std::int32_t* ids, std::size_t rows, const float* dy);
-
 // ----------------------------------------------------------------------- Linear with LoRA
 // y = x·Wᵀ + b (nn.Linear, W stored (out, in)) or y = x·W + b (GPT-2's Conv1D, W stored
 // (in, out)), plus optional low-rank branches (LoRA): y[:, slice] += s · B · A · drop(x),
@@ -106,7 +98,7 @@ struct item_range {
 // rather than stored. A routed branch adds only to the rows of its route: items
 // routes[route], each item_rows rows of x (a sequence's tokens, an image's patches).
 struct linear_state {
-    std::span<float* const> lora_hidden;
+    std::span<float* const> lora_hidden = {};
     std::uint64_t dropout_seed = 0;
     std::span<const item_range> routes = {};
     std::size_t item_rows = 1;
@@ -119,6 +111,41 @@ void linear_forward(const linear& layer, const float* x, std::size_t rows, float
 // dW, db, dA, dB += for those that train.
 void linear_backward(const linear& layer, const float* x, std::size_t rows, const float* dy, std::size_t dy_stride,
                      float* dx, const linear_state& state);
+
+// The rows of a call that a branch adds to: [first, first + count), all of them or those of
+// its route's items.
+struct row_slice {
+    std::size_t first = 0, count = 0;
+};
+row_slice lora_rows(const lora_branch& branch, std::size_t rows, const linear_state& state);
+
+// ------------------------------------------------------------------------------ Embedding
+// ids: (rows) -> y: (rows, C) = table[ids] (or += with accumulate: position embeddings
+// added to token embeddings). Ids must be in range (the models check their inputs).
+void embedding_forward(const parameter& table, const std::int32_t* ids, std::size_t rows, float* y, bool accumulate);
+// dtable[ids[r]] += dy[r]. Each row of the table sums its rows of dy in order, whatever the
+// thread count.
+void embedding_backward(const parameter& table, const std::int32_t* ids, std::size_t rows, const float* dy);
+
+// A token embedding with LoRA branches (PEFT's LoRA on nn.Embedding):
+//   y = table[ids] + s · Aᵀ[ids] · Bᵀ,  table: (entries, C), A: (r, entries), B: (C, r)
+// A branch's column is 0 and it has no dropout (ids have none); routed branches add to their
+// route's rows only, as on linear layers. PEFT starts A at 0 and B random (initialize_embedding_lora).
+struct embedding {
+    parameter* table = nullptr;
+    std::vector<lora_branch> lora;
+
+    // Whether anything of it trains: the table or a branch (its input gradient is then needed).
+    bool trains() const;
+};
+
+// ids: (rows) -> y: (rows, C) = table[ids] + the branches. state: the routes and item_rows
+// of routed branches (nothing is kept for the backward pass, which looks A's columns up again).
+void embedding_forward(const embedding& layer, const std::int32_t* ids, std::size_t rows, float* y,
+                       const linear_state& state);
+// dy: (rows, C) -> dtable, dA, dB += for those that train.
+void embedding_backward(const embedding& layer, const std::int32_t* ids, std::size_t rows, const float* dy,
+                        const linear_state& state);
 
 // ------------------------------------------------------------------------ L2 normalisation
 // x: (rows, C) -> y = x / ‖x‖ per row; norms: (rows), kept for the backward pass.

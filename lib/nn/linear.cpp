@@ -51,21 +51,16 @@ const float* branch_input(const linear& layer, const lora_branch& branch, std::s
     return dropped;
 }
 
-// The rows a branch adds to: [first, first + count) of the call's rows.
-struct row_slice {
-    std::size_t first = 0, count = 0;
-};
+thread_local std::vector<float> dropped_buffer, hidden_gradient_buffer, input_gradient_buffer;
 
-row_slice branch_rows(const lora_branch& branch, std::size_t rows, const linear_state& state) {
+}  // namespace
+
+row_slice lora_rows(const lora_branch& branch, std::size_t rows, const linear_state& state) {
     if (branch.route == lora_branch::every_row) return {0, rows};
     if (branch.route >= state.routes.size()) throw std::logic_error("a routed LoRA branch called without its route");
     const item_range& items = state.routes[branch.route];
     return {items.begin * state.item_rows, (items.end - items.begin) * state.item_rows};
 }
-
-thread_local std::vector<float> dropped_buffer, hidden_gradient_buffer, input_gradient_buffer;
-
-}  // namespace
 
 void linear_forward(const linear& layer, const float* x, std::size_t rows, float* y, std::size_t y_stride,
                     bool accumulate, const linear_state& state) {
@@ -89,7 +84,7 @@ void linear_forward(const linear& layer, const float* x, std::size_t rows, float
     for (std::size_t i = 0; i < layer.lora.size(); ++i) {
         const lora_branch& branch = layer.lora[i];
         const std::size_t rank = branch.rank();
-        const auto [first, count] = branch_rows(branch, rows, state);
+        const auto [first, count] = lora_rows(branch, rows, state);
         if (count == 0) continue;
         const float* input = branch_input(layer, branch, i, x + first * layer.in, count, state, dropped_buffer);
         float* hidden = state.lora_hidden[i] + first * rank;
@@ -131,7 +126,7 @@ void linear_backward(const linear& layer, const float* x, std::size_t rows, cons
         const lora_branch& branch = layer.lora[i];
         const std::size_t rank = branch.rank(), width = branch.width();
         // Only the branch's rows: x, dy, dx and the hidden buffer from its first row on.
-        const auto [first, count] = branch_rows(branch, rows, state);
+        const auto [first, count] = lora_rows(branch, rows, state);
         if (count == 0) continue;
         const float* x_rows = x + first * layer.in;
         const float* dy_slice = dy + first * dy_stride + branch.column;

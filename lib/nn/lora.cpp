@@ -44,6 +44,18 @@ lora_branch& add_lora(parameter_set& parameters, const lora_target& target, cons
     return target.layer->lora.emplace_back(branch);
 }
 
+lora_branch& add_embedding_lora(parameter_set& parameters, embedding& layer, const lora_settings& settings,
+                                const std::string& tag) {
+    const std::string& name = layer.table->name;
+    const std::string module = name.ends_with(".weight") ? name.substr(0, name.size() - 7) : name;
+    const std::string suffix = tag.empty() ? "" : "." + tag;
+    lora_branch branch;
+    branch.a = &parameters.add(module + ".lora_embedding_A" + suffix, {settings.rank, layer.table->shape[0]});
+    branch.b = &parameters.add(module + ".lora_embedding_B" + suffix, {layer.table->shape[1], settings.rank});
+    branch.scale = settings.scale();
+    return layer.lora.emplace_back(branch);
+}
+
 void initialize_lora(lora_branch& branch, lora_init init, std::uint64_t seed, std::uint64_t stream) {
     const auto rank = static_cast<float>(branch.rank());
     if (init == lora_init::gaussian) {
@@ -55,6 +67,11 @@ void initialize_lora(lora_branch& branch, lora_init init, std::uint64_t seed, st
             branch.a->value[i] = static_cast<float>((2 * random.uniform() - 1) * bound);
     }
     fill_constant(*branch.b, 0);
+}
+
+void initialize_embedding_lora(lora_branch& branch, std::uint64_t seed, std::uint64_t stream) {
+    fill_constant(*branch.a, 0);
+    fill_normal(*branch.b, 1.0f, seed, stream);
 }
 
 }  // namespace lowrank

@@ -1,5 +1,6 @@
 // LoRA branches on the linear layers of a transformer (Hu et al. 2021):
 //   h = W0 x + s · B A x,  A: (r, in), B: (width, r), s = α/r (α/√r with rsLoRA)
+// and on a token embedding, as PEFT puts them there: y = W[ids] + s · Aᵀ[ids] Bᵀ.
 // Adding a branch declares its two parameters beside the model's; which of them train is
 // the caller's choice, like any other parameter.
 #pragma once
@@ -44,11 +45,19 @@ std::optional<lora_target> find_lora_target(transformer_block& block, std::strin
 // <module>.lora_B[.<tag>].weight (width, r).
 lora_branch& add_lora(parameter_set& parameters, const lora_target& target, const lora_settings& settings);
 
+// Adds a branch on a token embedding (table: (entries, C)): declares
+// <module>.lora_embedding_A[.<tag>] (r, entries) and <module>.lora_embedding_B[.<tag>] (C, r),
+// PEFT's names. Dropout does not apply to it.
+lora_branch& add_embedding_lora(parameter_set& parameters, embedding& layer, const lora_settings& settings,
+                                const std::string& tag = "");
+
 enum class lora_init {
     gaussian,  // A ~ N(0, 1/r²) (PEFT's "gaussian"), B = 0
     kaiming,   // A ~ U(−1/√in, 1/√in) (PEFT's and loralib's default), B = 0
 };
 
 void initialize_lora(lora_branch& branch, lora_init init, std::uint64_t seed, std::uint64_t stream);
+// PEFT's start for an embedding's branch: A = 0, B ~ N(0, 1) (still B A = 0).
+void initialize_embedding_lora(lora_branch& branch, std::uint64_t seed, std::uint64_t stream);
 
 }  // namespace lowrank

@@ -50,15 +50,23 @@ void add_layers(transformer_stack& stack, std::map<std::string, linear*>& layers
 
 }  // namespace
 
-std::map<std::string, linear*> linear_layers(model& target) {
-    std::map<std::string, linear*> layers;
-    if (target.gpt2) add_layers(target.gpt2->stack(), layers);
-    if (target.vit) add_layers(target.vit->tower().stack(), layers);
-    if (target.clip) {
-        add_layers(target.clip->text().stack(), layers);
-        add_layers(target.clip->vision().stack(), layers);
+lora_sites lora_sites_of(model& target) {
+    lora_sites sites;
+    auto add_embedding = [&](embedding& layer) {
+        const std::string& weight = layer.table->name;
+        sites.embeddings[weight.substr(0, weight.size() - std::string_view(".weight").size())] = &layer;
+    };
+    if (target.gpt2) {
+        add_layers(target.gpt2->stack(), sites.linears);
+        add_embedding(target.gpt2->token_embedding());
     }
-    return layers;
+    if (target.vit) add_layers(target.vit->tower().stack(), sites.linears);
+    if (target.clip) {
+        add_layers(target.clip->text().stack(), sites.linears);
+        add_layers(target.clip->vision().stack(), sites.linears);
+        add_embedding(target.clip->text().token_embedding());
+    }
+    return sites;
 }
 
 }  // namespace lowrank

@@ -34,8 +34,13 @@ struct model {
     std::unique_ptr<clip_model> clip;
 };
 
-// The linear layers of the model's transformer blocks by module path
-// ("transformer.h.0.attn.c_attn"): where adapters attach.
-std::map<std::string, linear*> linear_layers(model& target);
+// Where LoRA branches attach, by module path: the linear layers of the transformer blocks
+// ("transformer.h.0.attn.c_attn") and the token embeddings ("transformer.wte",
+// "text_model.embeddings.token_embedding"; none for vit).
+struct lora_sites {
+    std::map<std::string, linear*> linears;
+    std::map<std::string, embedding*> embeddings;
+};
+lora_sites lora_sites_of(model& target);
 
 }  // namespace lowrank

@@ -112,6 +112,7 @@ public:
     // only to the items of the batch routes[route] covers, in every later pass (forward,
     // backward, decode) until routes change. Empty: no routes.
     void set_routes(std::span<const item_range> routes) { routes_.assign(routes.begin(), routes.end()); }
+    std::span<const item_range> routes() const { return routes_; }
 
     // Incremental decoding (causal stacks, inference): one new token per row at a time,
     // attending to the keys and values the cache holds for the row's earlier positions.

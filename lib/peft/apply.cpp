@@ -12,14 +12,15 @@
 namespace lowrank {
 namespace {
 
-std::string weight_of(const std::string& module) { return module + ".weight"; }
-
-// The layer of a module, looked up as find_base_tensor looks up base tensors.
-linear* find_layer(const std::map<std::string, linear*>& layers, const std::string& module) {
-    auto name = find_base_tensor(weight_of(module), [&](std::string_view weight) {
-        return layers.contains(std::string(weight.substr(0, weight.size() - 7)));
+// The site of a module, looked up as find_base_tensor looks up base tensors (a module path
+// that differs by a wrapper prefix, as GPT-2's "h.0..." for "transformer.h.0...", is found).
+template <class Site>
+Site* find_site(const std::map<std::string, Site*>& sites, const std::string& module) {
+    constexpr std::size_t suffix = std::string_view(".weight").size();
+    auto name = find_base_tensor(module + ".weight", [&](std::string_view weight) {
+        return sites.contains(std::string(weight.substr(0, weight.size() - suffix)));
     });
-    return name ? layers.at(name->substr(0, name->size() - 7)) : nullptr;
+    return name ? sites.at(name->substr(0, name->size() - suffix)) : nullptr;
 }
 
 parameter* find_parameter(parameter_set& parameters, const std::string& name) {
@@ -43,9 +44,9 @@ void check_shape(const adapter& source, const tensor_info& tensor, const paramet
 
 }  // namespace
 
-std::vector<const parameter*> attach_adapter(const adapter& source, parameter_set& parameters,
-                                             const std::map<std::string, linear*>& layers, const std::string& tag,
-                                             std::size_t route, std::span<parameter* const> head) {
+std::vector<const parameter*> attach_adapter(const adapter& source, parameter_set& parameters, const lora_sites& sites,
+                                             const std::string& tag, std::size_t route,
+                                             std::span<parameter* const> head) {
     const std::string& path = source.path();
     if (!source.problems().empty()) throw error_in(path, source.problems().front());
     auto refusals = lora_config_refusals(source.config(), false);
@@ -53,20 +54,30 @@ std::vector<const parameter*> attach_adapter(const adapter& source, parameter_se
     std::vector<const parameter*> declared;
     for (const lora_pair& pair : source.lora()) {
         auto fail = [&](std::string_view what) { return error_in(path, fmt::format("module '{}': {}", pair.module, what)); };
-        if (pair.kind != lora_pair::layer::linear || pair.a->shape.size() != 2)
-            throw fail("only LoRA on linear layers is applied (not on embeddings or convolutions)");
+        if (pair.a->shape.size() != 2) throw fail("LoRA on a convolution is not applied (merge it with lora-merge)");
         if (pair.bias) throw fail("lora_B biases are not applied");
-        linear* layer = find_layer(layers, pair.module);
-        if (!layer) throw fail("not a linear layer of the model");
-        if (pair.a->shape[1] != layer->in || pair.b->shape[0] != layer->out)
-            throw fail(fmt::format("lora_A [{}] and lora_B [{}] do not fit a layer of {} inputs and {} outputs",
-                                   fmt::join(pair.a->shape, ", "), fmt::join(pair.b->shape, ", "), layer->in,
-                                   layer->out));
-        lora_branch& branch = add_lora(parameters, {layer, 0, layer->out, tag},
-                                       {.rank = static_cast<std::size_t>(pair.rank), .alpha = 1});
-        branch.scale = static_cast<float>(pair.scale);
-        branch.route = route;
-        declared.insert(declared.end(), {branch.a, branch.b});
+        const lora_settings settings{.rank = static_cast<std::size_t>(pair.rank), .alpha = 1};
+        lora_branch* branch = nullptr;
+        if (pair.kind == lora_pair::layer::embedding) {
+            embedding* layer = find_site(sites.embeddings, pair.module);
+            if (!layer) throw fail("not a token embedding of the model");
+            if (pair.a->shape[1] != layer->table->shape[0] || pair.b->shape[0] != layer->table->shape[1])
+                throw fail(fmt::format("lora_embedding_A [{}] and lora_embedding_B [{}] do not fit an embedding of {} "
+                                       "entries of width {}", fmt::join(pair.a->shape, ", "),
+                                       fmt::join(pair.b->shape, ", "), layer->table->shape[0], layer->table->shape[1]));
+            branch = &add_embedding_lora(parameters, *layer, settings, tag);
+        } else {
+            linear* layer = find_site(sites.linears, pair.module);
+            if (!layer) throw fail("not a linear layer of the model");
+            if (pair.a->shape[1] != layer->in || pair.b->shape[0] != layer->out)
+                throw fail(fmt::format("lora_A [{}] and lora_B [{}] do not fit a layer of {} inputs and {} outputs",
+                                       fmt::join(pair.a->shape, ", "), fmt::join(pair.b->shape, ", "), layer->in,
+                                       layer->out));
+            branch = &add_lora(parameters, {layer, 0, layer->out, tag}, settings);
+        }
+        branch->scale = static_cast<float>(pair.scale);
+        branch->route = route;
+        declared.insert(declared.end(), {branch->a, branch->b});
     }
     for (const full_tensor& tensor : source.full_tensors()) {
         parameter* target = find_parameter(parameters, tensor.name);
@@ -147,7 +158,10 @@ void load_lora(const adapter& source, parameter_set& parameters, const std::stri
     if (!parameters.allocated()) throw std::logic_error("load_adapter before allocate()");
     for (const lora_pair& pair : source.lora()) {
         for (auto [matrix, tensor] : {std::pair{"A", pair.a}, std::pair{"B", pair.b}}) {
-            parameter* target = find_parameter(parameters, fmt::format("{}.lora_{}.{}.weight", pair.module, matrix, tag));
+            parameter* target = find_parameter(
+                parameters, pair.kind == lora_pair::layer::embedding
+                                ? fmt::format("{}.lora_embedding_{}.{}", pair.module, matrix, tag)
+                                : fmt::format("{}.lora_{}.{}.weight", pair.module, matrix, tag));
             if (!target) throw std::logic_error("load_adapter without attach_adapter");
             check_shape(source, *tensor, *target);
             std::vector<float> values = finite_values(source, *tensor);

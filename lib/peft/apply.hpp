@@ -1,5 +1,6 @@
 // Applying adapters to a model in memory, unmerged (lora-predict): each LoRA pair of a PEFT
-// adapter becomes a branch on its module's linear layer (nn/lora.hpp: h = W0 x + s·B A x),
+// adapter becomes a branch on its module's linear layer (nn/lora.hpp: h = W0 x + s·B A x) or
+// token embedding,
 // and the tensors an adapter trained in full (modules_to_save, biases, lora-train's full,
 // top2 and bitfit tensors) replace the model's parameters of the same name. lora-train's
 // methods that add modules (adapters, prefix vectors) first declare them (attach_modules).
@@ -18,10 +19,11 @@
 namespace lowrank {
 
 // Before the parameters are allocated: declares a branch, tagged `tag` (parameters
-// <module>.lora_A.<tag>.weight and .lora_B.<tag>.weight), on the layer of each LoRA pair;
-// `layers` maps module paths to layers (a base name that differs by a wrapper prefix, as
-// GPT-2's "h.0..." for "transformer.h.0...", is found). Refuses, naming the adapter and the
-// module, what a branch cannot be: embedding or Conv2d LoRA, lora_B biases, DoRA, fields
+// <module>.lora_A.<tag>.weight and .lora_B.<tag>.weight, or .lora_embedding_A.<tag> and
+// .lora_embedding_B.<tag>), on the layer of each LoRA pair; `sites` maps module paths to
+// layers (a base name that differs by a wrapper prefix, as GPT-2's "h.0..." for
+// "transformer.h.0...", is found). Refuses, naming the adapter and the module, what a
+// branch cannot be: Conv2d LoRA, lora_B biases, DoRA, fields
 // or initialisations lora_config_refusals names, the adapter's problems(), a module with no
 // layer, shapes that do not fit, whole tensors that replace no parameter (a method's that
 // adds modules, unless attach_modules declared them). Returns the declared parameters.
@@ -31,7 +33,7 @@ namespace lowrank {
 // which can then only be applied per row where the model computes them per row, must
 // replace parameters of `head` (model::head_parameters); others are refused by name.
 std::vector<const parameter*> attach_adapter(const adapter& source, parameter_set& parameters,
-                                             const std::map<std::string, linear*>& layers, const std::string& tag,
+                                             const lora_sites& sites, const std::string& tag,
                                              std::size_t route = lora_branch::every_row,
                                              std::span<parameter* const> head = {});
 

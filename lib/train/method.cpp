@@ -4,9 +4,11 @@
 #include "core/random.hpp"
 #include "peft/adapter.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <deque>
 #include <fmt/format.h>
+#include <map>
 #include <set>
 
 namespace lowrank {
@@ -61,13 +63,46 @@ std::optional<lora_target> named_target(transformer_block& block, std::string_vi
     return std::nullopt;
 }
 
-void add_lora_branches(parameter_set& parameters, transformer_stack& stack, const method_settings& settings) {
+// The token embedding a target names, by its module's last component (gpt2's "wte", clip's
+// "token_embedding") or its path; null for another name.
+embedding* named_embedding(model& target, std::string_view name) {
+    lora_sites sites = lora_sites_of(target);
+    for (auto& [module, layer] : sites.embeddings)
+        if (module == name || std::string_view(module).substr(module.rfind('.') + 1) == name) return layer;
+    return nullptr;
+}
+
+// The LoRA settings of a target: the method's, with the rank rank_pattern gives it.
+lora_settings target_settings(const method_settings& settings, std::string_view name) {
+    lora_settings result = settings.lora;
+    for (const auto& [target, rank] : settings.rank_pattern)
+        if (target == name) result.rank = rank;
+    return result;
+}
+
+// LoRA on the token embedding, if `name` names it. Returns whether it did.
+bool add_embedding_branch(model& target, std::string_view name, const lora_settings& settings) {
+    embedding* layer = named_embedding(target, name);
+    if (!layer) return false;
+    if (layer->lora.empty()) {
+        lora_branch& branch = add_embedding_lora(target.parameters(), *layer, settings);
+        branch.a->trainable = branch.b->trainable = true;
+    }
+    return true;
+}
+
+// LoRA branches on the blocks' layers the targets name; `embedding_name` is the token
+// embedding's name, for the message about a name that is not a layer.
+void add_lora_branches(parameter_set& parameters, transformer_stack& stack, std::span<const std::string> targets,
+                       const method_settings& settings, std::string_view embedding_name) {
     for (transformer_block& block : stack.blocks()) {
-        for (const std::string& name : settings.targets) {
+        for (const std::string& name : targets) {
             auto target = named_target(block, name);
             if (!target)
-                throw usage_error(fmt::format("--targets: '{}' is not a layer of this model (q, k, v, o, fc1, fc2, or "
-                                              "a layer's name, such as {})", name, short_module(module_of(block.fc1))));
+                throw usage_error(fmt::format("--targets: '{}' is not a layer of this model (q, k, v, o, fc1, fc2, {}"
+                                              "or a layer's name, such as {})", name,
+                                              embedding_name.empty() ? "" : fmt::format("{}, ", embedding_name),
+                                              short_module(module_of(block.fc1))));
             bool repeated = false;
             for (const lora_branch& branch : target->layer->lora) {
                 if (branch.column == target->column && branch.width() == target->width) repeated = true;
@@ -75,10 +110,15 @@ void add_lora_branches(parameter_set& parameters, transformer_stack& stack, cons
                     throw usage_error(fmt::format("--targets: '{}' overlaps another target on {}", name,
                                                   short_module(target->module())));
             }
-            if (!repeated) add_lora(parameters, *target, settings.lora).a->trainable = true;
+            if (!repeated) add_lora(parameters, *target, target_settings(settings, name)).a->trainable = true;
         }
         for (linear* layer : block.linears())
-            for (lora_branch& branch : layer->lora) branch.b->trainable = true;
+            for (lora_branch& branch : layer->lora) {
+                branch.b->trainable = true;
+                if (branch.rank() != layer->lora.front().rank())  // one PEFT pair per layer (save_lora)
+                    throw usage_error(fmt::format("--rank-pattern: the targets on {} need one rank",
+                                                  short_module(module_of(*layer))));
+            }
     }
 }
 
@@ -139,9 +179,17 @@ void apply_method(model& target, const method_settings& settings, bool train_log
         throw usage_error(fmt::format("--method {}: prefix tuning is implemented for gpt2 models, not {}",
                                       method_name(settings.kind), architecture_name(target.arch())));
     switch (settings.kind) {
-    case method_kind::lora:
-        for (transformer_stack* stack : model_stacks(target)) add_lora_branches(parameters, *stack, settings);
+    case method_kind::lora: {
+        std::vector<std::string> in_blocks;
+        for (const std::string& name : settings.targets)
+            if (!add_embedding_branch(target, name, target_settings(settings, name))) in_blocks.push_back(name);
+        auto embeddings = lora_sites_of(target).embeddings;
+        std::string embedding_name;
+        if (!embeddings.empty()) embedding_name = embeddings.begin()->first.substr(embeddings.begin()->first.rfind('.') + 1);
+        for (transformer_stack* stack : model_stacks(target))
+            add_lora_branches(parameters, *stack, in_blocks, settings, embedding_name);
         break;
+    }
     case method_kind::full:
         for (parameter& p : parameters) p.trainable = true;
         break;
@@ -186,6 +234,7 @@ void apply_method(model& target, const method_settings& settings, bool train_log
 
 bool added_by_method(const parameter& p) {
     return p.name.find(".lora_A") != std::string::npos || p.name.find(".lora_B") != std::string::npos ||
+           p.name.find(".lora_embedding_") != std::string::npos ||
            p.name.find(".adapter.") != std::string::npos || p.name.ends_with(".prefix") || p.name.ends_with(".infix");
 }
 
@@ -201,7 +250,7 @@ void initialize_method(model& target, const method_settings& settings, std::uint
             // start from real words' activations).
             for (parameter* vectors : {block.prefix, block.infix}) {
                 if (!vectors) continue;
-                const parameter& embedding = target.gpt2->token_embedding();
+                const parameter& embedding = *target.gpt2->token_embedding().table;
                 const std::size_t C = embedding.shape[1];
                 random_generator random(seed, stream++);
                 for (std::size_t j = 0; j < vectors->shape[0]; ++j) {
@@ -210,6 +259,9 @@ void initialize_method(model& target, const method_settings& settings, std::uint
                 }
             }
         }
+    lora_sites sites = lora_sites_of(target);
+    for (auto& [module, layer] : sites.embeddings)
+        for (lora_branch& branch : layer->lora) initialize_embedding_lora(branch, seed, stream++);
 }
 
 std::string trainable_parameters_line(const parameter_set& parameters) {
@@ -296,6 +348,14 @@ void save_lora(const std::string& path, model& target, const method_settings& se
         for (transformer_block& block : stack->blocks())
             for (linear* layer : block.linears())
                 if (!layer->lora.empty()) layers.push_back(store_layer_lora(*layer, settings.lora, store));
+    lora_sites sites = lora_sites_of(target);
+    for (auto& [module, layer] : sites.embeddings) {
+        if (layer->lora.empty()) continue;
+        const lora_branch& branch = layer->lora.front();
+        store.add(*branch.a, peft_key(module, "lora_embedding_A"));
+        store.add(*branch.b, peft_key(module, "lora_embedding_B"));
+        layers.push_back({short_module(module), branch.rank(), settings.lora.alpha});
+    }
     lora_config config;
     config.task_type = task_type(target, description.task);
     config.base_model_name_or_path = description.base_model_path;
@@ -311,22 +371,24 @@ void save_lora(const std::string& path, model& target, const method_settings& se
         if (!names.insert(layer.module).second) continue;
         config.target_modules.names.push_back(layer.module);
     }
-    // Ranks that differ from r (fused slices): all of them, or by pattern.
-    bool all_other = std::all_of(layers.begin(), layers.end(),
-                                 [&](const layer_lora& l) { return l.rank != settings.lora.rank; });
-    if (all_other && !layers.empty()) {
-        config.r = static_cast<int>(layers.front().rank);
-        config.lora_alpha = layers.front().alpha;
-    } else {
-        std::set<std::string> patterned;
-        for (const layer_lora& layer : layers) {
-            if (layer.rank == settings.lora.rank || !patterned.insert(layer.module).second) continue;
-            std::string key = layer.module;
-            config.rank_pattern.push_back({key, module_regex("(.*\\.)?(" + key + ")", path, "rank_pattern"),
-                                           static_cast<double>(layer.rank)});
-            config.alpha_pattern.push_back({key, module_regex("(.*\\.)?(" + key + ")", path, "alpha_pattern"),
-                                            layer.alpha});
-        }
+    // r and lora_alpha: the most common rank and alpha of the layers (fused slices make them
+    // differ from --rank); the other layers' by pattern.
+    std::map<std::pair<std::size_t, double>, std::size_t> counts;
+    for (const layer_lora& layer : layers) ++counts[{layer.rank, layer.alpha}];
+    auto common = std::max_element(counts.begin(), counts.end(),
+                                   [](const auto& a, const auto& b) { return a.second < b.second; });
+    if (common != counts.end()) {
+        config.r = static_cast<int>(common->first.first);
+        config.lora_alpha = common->first.second;
+    }
+    std::set<std::string> patterned;
+    for (const layer_lora& layer : layers) {
+        if (std::pair{layer.rank, layer.alpha} == common->first || !patterned.insert(layer.module).second) continue;
+        std::string key = layer.module;
+        config.rank_pattern.push_back({key, module_regex("(.*\\.)?(" + key + ")", path, "rank_pattern"),
+                                       static_cast<double>(layer.rank)});
+        config.alpha_pattern.push_back({key, module_regex("(.*\\.)?(" + key + ")", path, "alpha_pattern"),
+                                        layer.alpha});
     }
     for (const parameter& p : target.parameters()) {
         if (!p.trainable || added_by_method(p)) continue;

@@ -40,6 +40,9 @@ struct method_settings {
     method_kind kind = method_kind::lora;
     lora_settings lora;                         // rank, alpha, rsLoRA, dropout
     std::vector<std::string> targets{"q", "v"};  // see apply_method
+    // Targets of another rank than lora.rank (PEFT's rank_pattern): their scale is alpha over
+    // their own rank. Fused slices (q, k, v of c_attn) must share one.
+    std::vector<std::pair<std::string, std::size_t>> rank_pattern;
     lora_init init = lora_init::kaiming;
     std::size_t adapter_size = 8;
     std::size_t prefix_length = 10, infix_length = 0;
@@ -53,12 +56,14 @@ std::vector<transformer_stack*> model_stacks(model& target);
 // score, vit's classifier; train_logit_scale: clip's logit_scale). LoRA targets are q, k,
 // v, o, fc1, fc2 (the q/k/v thirds of GPT-2's fused c_attn, as loralib's MergedLinear),
 // or a layer's Hugging Face name (c_attn whole, attn.c_proj, c_fc, mlp.c_proj; q_proj,
-// k_proj, v_proj, out_proj, fc1, fc2). A usage_error for what cannot be: unknown targets,
+// k_proj, v_proj, out_proj, fc1, fc2), or the token embedding (gpt2's wte, clip's
+// token_embedding: PEFT's LoRA on an embedding). A usage_error for what cannot be: unknown targets,
 // prefix tuning on another architecture than gpt2, a method that trains nothing.
 void apply_method(model& target, const method_settings& settings, bool train_logit_scale);
 
 // After allocation and loading the base: gives the parameters the method added their
-// first values (each from its own stream of `seed`): LoRA A by settings.init, B = 0;
+// first values (each from its own stream of `seed`): LoRA A by settings.init, B = 0 (on an
+// embedding, as PEFT: A = 0, B ~ N(0, 1));
 // adapters as initialize_adapter; prefix vectors the token embeddings of random tokens.
 void initialize_method(model& target, const method_settings& settings, std::uint64_t seed);
 

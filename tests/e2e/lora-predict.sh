@@ -29,8 +29,8 @@ sed 's/^\([0-9]*\)\t\([0-9]\)$/\1\tname\2/' $d/gpt2-classify.labels.tsv >"$work/
 expect_output "--label-names" "$work/named.tsv" lora-predict --model $d/gpt2-classify.safetensors --label-names name0,name1,name2 $d/gpt2-classify.ids.npy
 expect_output "input on standard input" $d/vit.labels.tsv bash -c "lora-predict --model $d/vit.safetensors - <$d/vit.patches.npy"
 
-# --- PEFT adapters: LoRA on c_attn and attn.c_proj with an alpha_pattern; rsLoRA on c_fc
-# with the score head in modules_to_save ----------------------------------------------------
+# --- PEFT adapters: LoRA on c_attn and attn.c_proj with an alpha_pattern, and on wte (which
+# the tied LM head does not see); rsLoRA on c_fc with the score head in modules_to_save -----
 expect_success "adapter on an LM" lora-predict --model $d/gpt2-lm.safetensors --adapter $d/adapter-lm --pad-id 0 -o "$work/adapter-lm.npy" $d/gpt2-lm.ids.npy
 expect_success "adapter on an LM: agrees with PEFT's semantics" close $d/adapter-lm.logits.npy "$work/adapter-lm.npy"
 expect_success "adapter on a classifier" lora-predict --model $d/gpt2-classify.safetensors --adapter $d/adapter-classify --format logits -o "$work/adapter-classify.npy" $d/gpt2-classify.ids.npy

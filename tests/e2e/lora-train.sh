@@ -65,8 +65,30 @@ for method in full top2 bitfit; do
     expect_success "$method: merged, the same logits to 1e-5" tests/e2e/close-npy "$work/$method-unmerged.npy" "$work/$method-merged.npy" 1e-5
 done
 
-# --- head: a linear probe trains the classification head alone, and merges ---------------
+# --- LoRA on the token embedding (PEFT's lora_embedding_A/B), at another rank by pattern -----
 c=$n/gpt2-classify
+expect_warning "LoRA on q, v (r = 4) and wte (r = 2)" "^trainable params: 1,376 \|\|" lora-train --model $c.safetensors --task classify --targets q,v,wte --rank 4 --rank-pattern wte=2 --lr 1e-2 --steps 3 --batch-size 2 -o "$work/wte" $c.ids.npy $c.targets.npy
+expect_success "  PEFT's keys, shapes and rank_pattern" /usr/bin/python3 -c "
+import json, struct, sys
+folder = sys.argv[1]
+config = json.load(open(folder + '/adapter_config.json'))
+with open(folder + '/adapter_model.safetensors', 'rb') as f:
+    header = json.loads(f.read(struct.unpack('<Q', f.read(8))[0]))
+shapes = {k: v['shape'] for k, v in header.items() if 'wte' in k}
+assert shapes == {'base_model.model.transformer.wte.lora_embedding_A': [2, 96],
+                  'base_model.model.transformer.wte.lora_embedding_B': [32, 2]}, shapes
+assert 'transformer.wte' in config['target_modules'], config['target_modules']
+assert (config['r'], config['lora_alpha']) == (8, 8), (config['r'], config['lora_alpha'])  # q and v of c_attn: 2 x 4
+assert config['rank_pattern'] == {'transformer.wte': 2} and config['alpha_pattern'] == {'transformer.wte': 4}, config
+" "$work/wte"
+expect_success "  unmerged" lora-predict --model $c.safetensors --adapter "$work/wte" --format logits -o "$work/wte-unmerged.npy" $c.ids.npy
+expect_success "  merged" lora-merge $c.safetensors "$work/wte" -o "$work/wte-merged.safetensors"
+lora-predict --model "$work/wte-merged.safetensors" --format logits -o "$work/wte-merged.npy" $c.ids.npy
+expect_success "  merged, the same logits to 1e-5" tests/e2e/close-npy "$work/wte-unmerged.npy" "$work/wte-merged.npy" 1e-5
+lora-predict --model $c.safetensors --format logits -o "$work/wte-base.npy" $c.ids.npy
+tests/e2e/close-npy "$work/wte-base.npy" "$work/wte-unmerged.npy" 1e-5 >/dev/null 2>&1 && fail "  the embedding's branch changes the logits" || pass
+
+# --- head: a linear probe trains the classification head alone, and merges ---------------
 expect_warning "head: the head's parameters alone train" "^trainable params: 96 \|\|" lora-train --model $c.safetensors --task classify --method head --lr 1e-2 --steps 3 --batch-size 2 -o "$work/head.safetensors" $c.ids.npy $c.targets.npy
 expect_success "head: unmerged" lora-predict --model $c.safetensors --adapter "$work/head.safetensors" --format logits -o "$work/head-unmerged.npy" $c.ids.npy
 expect_success "head: merged" lora-merge $c.safetensors "$work/head.safetensors" -o "$work/head-merged.safetensors"
@@ -202,6 +224,10 @@ expect_failure "LoRA to standard output" 2 "--method lora writes a PEFT adapter 
 expect_failure "unknown method" 2 "--method lora2: expected lora, full" lora-train --model $tiny --method lora2 -o $out $t/lm.u16
 expect_failure "unknown task" 2 "--task lmm: expected lm, lm-pairs" lora-train --model $tiny --task lmm -o $out $t/lm.u16
 expect_failure "unknown target" 2 "--targets: 'qq' is not a layer of this model" lora-train --model $tiny --targets q,qq -o $out $t/lm.u16
+expect_failure "an unknown target names wte" 2 "--targets: 'qq' is not a layer of this model \(q, k, v, o, fc1, fc2, wte, or" lora-train --model $tiny --targets qq -o $out $t/lm.u16
+expect_failure "a rank pattern off the targets" 2 "--rank-pattern: 'wte' is not one of --targets" lora-train --model $tiny --rank-pattern wte=2 -o $out $t/lm.u16
+expect_failure "a rank pattern without a rank" 2 "--rank-pattern: 'q=0' is not TARGET=RANK with a rank of at least 1" lora-train --model $tiny --rank-pattern q=0 -o $out $t/lm.u16
+expect_failure "two ranks on one fused layer" 2 "--rank-pattern: the targets on attn.c_attn need one rank" lora-train --model $tiny --rank-pattern q=4 -o $out $t/lm.u16
 expect_failure "an option of another method" 2 "--rank goes with --method lora" lora-train --model $tiny --method full --rank 4 -o $out $t/lm.u16
 expect_failure "an option of another task" 2 "--loss goes with --task clip" lora-train --model $tiny --loss triplet -o $out $t/lm.u16
 expect_failure "one operand too many" 2 "--task lm takes 1 operand: TOKENS" lora-train --model $tiny -o $out $t/lm.u16 $t/lm.u16

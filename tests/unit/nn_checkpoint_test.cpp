@@ -105,10 +105,10 @@ TEST_CASE("checkpoint: frozen F32 tensors are read in place, trainable ones copi
     load_parameters(trainable.model.parameters(), file, architecture::gpt2);
     auto located = file.files().find("transformer.wte.weight");
     const void* mapped = file.files().files()[located->file].bytes(*located->tensor).data();
-    CHECK(static_cast<const void*>(frozen.model.token_embedding().value) == mapped);
-    CHECK(static_cast<const void*>(trainable.model.token_embedding().value) != mapped);
-    CHECK(std::memcmp(frozen.model.token_embedding().value, trainable.model.token_embedding().value,
-                      frozen.model.token_embedding().size() * sizeof(float)) == 0);
+    CHECK(static_cast<const void*>(frozen.model.token_embedding().table->value) == mapped);
+    CHECK(static_cast<const void*>(trainable.model.token_embedding().table->value) != mapped);
+    CHECK(std::memcmp(frozen.model.token_embedding().table->value, trainable.model.token_embedding().table->value,
+                      frozen.model.token_embedding().table->size() * sizeof(float)) == 0);
 }
 
 TEST_CASE("checkpoint: save_parameters writes what load_parameters reads back, config included") {

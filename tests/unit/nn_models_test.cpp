@@ -103,11 +103,12 @@ TEST_CASE("gpt2 LM: logits, loss and every gradient against PyTorch, with paddin
     f.check_pass("gpt2-lm");
 }
 
-TEST_CASE("gpt2 LM with LoRA on the q and v slices of c_attn: every gradient against PyTorch") {
+TEST_CASE("gpt2 LM with LoRA on the q and v slices of c_attn and on wte: every gradient against PyTorch") {
     gpt2_fixture f;
     lora_settings settings{.rank = 2, .alpha = 4};
     for (transformer_block& block : f.model.stack().blocks())
         for (const char* slice : {"q", "v"}) add_lora(f.model.parameters(), *find_lora_target(block, slice), settings);
+    add_embedding_lora(f.model.parameters(), f.model.token_embedding(), settings);
     for (parameter& p : f.model.parameters()) p.trainable = true;
     f.model.parameters().allocate();
     load_parameters(f.model.parameters(), f.file, architecture::gpt2,
@@ -136,7 +137,7 @@ TEST_CASE("gpt2 LoRA: frozen base weights get no gradient, B = 0 leaves the mode
     load_parameters(f.model.parameters(), f.file, architecture::gpt2,
                     {[](const parameter& p) { return p.trainable; }});
     CHECK(f.model.parameters().trainable_count() == 2 * 2 * (4 * 32 + 32 * 4));
-    CHECK(f.model.token_embedding().gradient == nullptr);
+    CHECK(f.model.token_embedding().table->gradient == nullptr);
     const std::size_t V = f.model.config().text.vocab_size;
     const float* hidden = f.model.forward(f.ids.data(), f.batch, f.time, f.lengths.data(), true);
     std::vector<float> logits(f.batch * f.time * V);

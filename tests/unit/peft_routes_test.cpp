@@ -76,12 +76,12 @@ struct adapted_model {
     adapted_model(const std::vector<std::string>& paths, bool routed) {
         checkpoint file("tests/data/nn/gpt2-classify.safetensors");
         network = std::make_unique<model>(file.config());
-        auto layers = linear_layers(*network);
+        auto sites = lora_sites_of(*network);
         auto head = network->head_parameters();
         std::set<const parameter*> declared;
         for (std::size_t i = 0; i < paths.size(); ++i) {
             adapter& source = adapters.emplace_back(paths[i]);
-            for (const parameter* p : attach_adapter(source, network->parameters(), layers, "adapter" + std::to_string(i),
+            for (const parameter* p : attach_adapter(source, network->parameters(), sites, "adapter" + std::to_string(i),
                                                      routed ? i : lora_branch::every_row, head))
                 declared.insert(p);
         }
@@ -139,11 +139,11 @@ TEST_CASE("routed adapters: each row as the model with only its adapter; its hea
 TEST_CASE("routed adapters: whole tensors other than the head are refused, naming them") {
     checkpoint file("tests/data/nn/gpt2-lm.safetensors");
     model network(file.config());
-    auto layers = linear_layers(network);
+    auto sites = lora_sites_of(network);
     adapter source("tests/data/peft/gpt2-bitfit.safetensors");  // biases trained in full
-    CHECK_NOTHROW(attach_adapter(source, network.parameters(), layers, "adapter0"));
+    CHECK_NOTHROW(attach_adapter(source, network.parameters(), sites, "adapter0"));
     try {
-        attach_adapter(source, network.parameters(), layers, "adapter1", 0, network.head_parameters());
+        attach_adapter(source, network.parameters(), sites, "adapter1", 0, network.head_parameters());
         FAIL("no error");
     } catch (const error& failure) {
         CHECK(std::string(failure.what()).find("replaces 'transformer.h.0.") != std::string::npos);

@@ -77,6 +77,13 @@ def make_gpt2_lm():
             prefix = f"transformer.h.{i}.attn.c_attn"
             lora[f"{prefix}.lora_A.{slice_name}.weight"] = block.attn.lora.lora_A[s]
             lora[f"{prefix}.lora_B.{slice_name}.weight"] = block.attn.lora.lora_B[s]
+    # and on the token embedding (PEFT's lora_embedding_A/B), rank 2, alpha 4, A not zero.
+    wte_lora = rm.LoraEmbedding(GPT2["vocab_size"], d, 2, 4)
+    embedding_generator = torch.Generator().manual_seed(3)
+    for matrix in (wte_lora.lora_embedding_A, wte_lora.lora_embedding_B):
+        matrix.data = torch.randn(matrix.shape, generator=embedding_generator) * 0.3
+    lora["transformer.wte.lora_embedding_A"] = wte_lora.lora_embedding_A
+    lora["transformer.wte.lora_embedding_B"] = wte_lora.lora_embedding_B
 
     rm.save_safetensors(path("gpt2-lm.safetensors"), weights, metadata(GPT2))
     rm.save_safetensors(path("gpt2-lora.safetensors"), {k: v.detach().float() for k, v in lora.items()})
@@ -86,28 +93,33 @@ def make_gpt2_lm():
 
     loras = [block.attn.lora for block in model.transformer.h]
     model.double()
+    wte_lora.double()
     for name, enabled in (("gpt2-lm", False), ("gpt2-lora", True)):
         for block, branch in zip(model.transformer.h, loras):
             block.attn.lora = branch if enabled else None
+        model.transformer.wte_lora = wte_lora if enabled else None
         model.zero_grad()
         logits = model(ids, mask)
         loss = rm.lm_loss(logits, labels)
         loss.backward()
         save_npy(f"{name}.logits.npy", logits.detach().float().numpy())
         save_npy(f"{name}.loss.npy", np.array(loss.item(), dtype=np.float64))
-        grads = {k: v for k, v in gradients(model).items() if ".lora." not in k}
+        grads = {k: v for k, v in gradients(model).items() if ".lora." not in k and "wte_lora" not in k}
         if enabled:
             for i, branch in enumerate(loras):
                 prefix = f"transformer.h.{i}.attn.c_attn"
                 for s, slice_name in enumerate("qv"):
                     grads[f"{prefix}.lora_A.{slice_name}.weight"] = branch.lora_A[s].grad.float()
                     grads[f"{prefix}.lora_B.{slice_name}.weight"] = branch.lora_B[s].grad.float()
+            grads["transformer.wte.lora_embedding_A"] = wte_lora.lora_embedding_A.grad.float()
+            grads["transformer.wte.lora_embedding_B"] = wte_lora.lora_embedding_B.grad.float()
         rm.save_safetensors(path(f"{name}.grads.safetensors"), grads)
 
     # Greedy generation of 5 tokens after each row's prompt (its unpadded tokens), the model
     # (without LoRA) run on the whole sequence at each step.
     for block in model.transformer.h:
         block.attn.lora = None
+    model.transformer.wte_lora = None
     with open(path("gpt2-lm.generated.txt"), "w") as f:
         for row, length in zip(ids, mask.sum(1)):
             sequence = row[:length].tolist()
@@ -195,7 +207,7 @@ def write_adapter(folder, config, tensors):
 
 
 def make_adapters():
-    """A PEFT adapter for gpt2-lm (LoRA on c_attn and attn.c_proj, rank 2, alpha 4, and an
+    """A PEFT adapter for gpt2-lm (LoRA on c_attn, attn.c_proj and wte, rank 2, alpha 4, and an
     alpha_pattern giving attn.c_proj alpha 8), one with rsLoRA for gpt2-classify (LoRA on
     mlp.c_fc, and the score head trained in full, as modules_to_save), and the logits each
     gives."""
@@ -211,7 +223,15 @@ def make_adapters():
             a, b = peft_lora(module, alpha / 2)
             tensors[f"base_model.model.transformer.h.{i}.{name}.lora_A.weight"] = a
             tensors[f"base_model.model.transformer.h.{i}.{name}.lora_B.weight"] = b
-    write_adapter(path("adapter-lm"), dict(base_config, target_modules=["c_attn", "attn.c_proj"],
+    # and on the token embedding (A [r, vocab], B [width, r]), which the tied LM head does not see
+    wte_lora = rm.LoraEmbedding(GPT2["vocab_size"], GPT2["n_embd"], 2, 4)
+    embedding_generator = torch.Generator().manual_seed(12)
+    for matrix in (wte_lora.lora_embedding_A, wte_lora.lora_embedding_B):
+        matrix.data = torch.randn(matrix.shape, generator=embedding_generator) * 0.3
+    model.transformer.wte_lora = wte_lora
+    tensors["base_model.model.transformer.wte.lora_embedding_A"] = wte_lora.lora_embedding_A.detach().clone()
+    tensors["base_model.model.transformer.wte.lora_embedding_B"] = wte_lora.lora_embedding_B.detach().clone()
+    write_adapter(path("adapter-lm"), dict(base_config, target_modules=["c_attn", "attn.c_proj", "wte"],
                                            alpha_pattern={"attn.c_proj": 8}, task_type="CAUSAL_LM"), tensors)
     ids = torch.from_numpy(np.load(path("gpt2-lm.ids.npy")).astype(np.int64))
     lengths = np.load(path("gpt2-lm.lengths.npy"))

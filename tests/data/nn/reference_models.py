@@ -59,6 +59,19 @@ class LoraSlices(nn.Module):
         return torch.cat(parts, dim=-1)
 
 
+class LoraEmbedding(nn.Module):
+    """PEFT's LoRA on an nn.Embedding: scale · Aᵀ[ids]·Bᵀ, A [r, num], B [dim, r]."""
+
+    def __init__(self, num, dim, rank, alpha):
+        super().__init__()
+        self.scale = alpha / rank
+        self.lora_embedding_A = nn.Parameter(torch.zeros(rank, num))
+        self.lora_embedding_B = nn.Parameter(torch.empty(dim, rank))
+
+    def forward(self, ids):
+        return F.embedding(ids, self.lora_embedding_A.t()) @ self.lora_embedding_B.t() * self.scale
+
+
 class GPT2Attention(nn.Module):
     def __init__(self, config):
         super().__init__()
@@ -121,6 +134,7 @@ class GPT2Model(nn.Module):
         self.wpe = nn.Embedding(config["n_positions"], d)
         self.h = nn.ModuleList([GPT2Block(config) for _ in range(config["n_layer"])])
         self.ln_f = nn.LayerNorm(d, eps=config.get("layer_norm_epsilon", 1e-5))
+        self.wte_lora = None  # a LoraEmbedding, or none
 
     def forward(self, ids, attention_mask=None):
         B, T = ids.shape
@@ -128,6 +142,8 @@ class GPT2Model(nn.Module):
         if attention_mask is not None:  # (B, T) of 1/0 -> (B, 1, 1, T) of 0/min
             additive = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
         x = self.wte(ids) + self.wpe(torch.arange(T).unsqueeze(0))
+        if self.wte_lora is not None:
+            x = x + self.wte_lora(ids)
         for block in self.h:
             x = block(x, additive)
         return self.ln_f(x)
