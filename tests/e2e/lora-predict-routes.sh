@@ -93,7 +93,8 @@ reference "$work/sampled-expected" "$work/lm.routes" "$sampling" "$work/lm.npy" 
     mlp="$work/lm-mlp.safetensors" proj="$work/lm-proj.safetensors" -=$d/gpt2-lm.safetensors
 expect_output "sampled generation" "$work/sampled-expected" lora-predict --model $d/gpt2-lm.safetensors "${lm_routes[@]}" $sampling --batch-size 3 "$work/lm.npy"
 
-# --- A GPT-2 classifier: two adapters with score heads of their own, one LoRA only --------------
+# --- A GPT-2 classifier: two adapters with score heads of their own (one with LoRA on wte too),
+# one LoRA only -----------------------------------------------------------------------------------
 merged $d/gpt2-classify.safetensors classify-a $a/classify-attn
 merged $d/gpt2-classify.safetensors classify-b $a/classify-mlp
 merged $d/gpt2-classify.safetensors classify-lora $a/classify-lora
@@ -118,7 +119,7 @@ reference "$work/vit-expected.npy" "$work/vit.routes" "--format logits" "$work/v
 expect_success "vit logits" lora-predict --model $d/vit.safetensors --adapter qv=$a/vit-qv --adapter mlp=$a/vit-mlp --route "$work/vit.routes" --format logits --batch-size 5 -o "$work/vit-routed.npy" "$work/vit.npy"
 expect_success "vit logits: each row as its merged model's" close "$work/vit-expected.npy" "$work/vit-routed.npy" 1e-5
 
-# --- CLIP: one adapter on the text tower (r 2), one on both towers (r 5) --------------------------
+# --- CLIP: one adapter on the text tower (r 2, its token embedding too), one on both towers (r 5) -
 merged $d/clip.safetensors clip-text $a/clip-text
 merged $d/clip.safetensors clip-both $a/clip-both
 clip_routes=(--adapter text=$a/clip-text --adapter both=$a/clip-both --route "$work/clip.routes")

@@ -49,9 +49,10 @@ def write_safetensors(path, tensors):
 
 
 def adapter(folder, name, modules, r, alpha, seed, fan_in_fan_out, rslora=False, head=None, head_shapes=(),
-            layers=None, bias="none"):
+            layers=None, bias="none", embedding=None):
     """modules: [(full module path, (in, out))]; head_shapes: the tensors trained in full, of the
-    modules_to_save `head` or the biases that `bias` trains."""
+    modules_to_save `head` or the biases that `bias` trains; embedding: (module path, (entries,
+    width)) of a token embedding that takes LoRA too."""
     generator = random.Random(seed)
     draw = lambda count, scale: [generator.gauss(0, scale) for _ in range(count)]
     tensors = []
@@ -59,6 +60,11 @@ def adapter(folder, name, modules, r, alpha, seed, fan_in_fan_out, rslora=False,
         key = "base_model.model." + module
         tensors.append((key + ".lora_A.weight", (r, fan_in), draw(r * fan_in, 0.3)))
         tensors.append((key + ".lora_B.weight", (fan_out, r), draw(fan_out * r, 0.3)))
+    if embedding:
+        module, (entries, width) = embedding
+        tensors.append(("base_model.model." + module + ".lora_embedding_A", (r, entries), draw(r * entries, 0.3)))
+        tensors.append(("base_model.model." + module + ".lora_embedding_B", (width, r), draw(width * r, 0.3)))
+        modules = modules + [embedding]
     for tensor, shape in head_shapes:
         count = 1
         for size in shape:
@@ -100,9 +106,11 @@ def main():
     # A bias trained in full: it cannot change from row to row of a batch
     adapter(folder, "lm-bias", gpt2_modules(["c_attn"], layers=(0,)), 2, 2, 11, True, layers=[0], bias="all",
             head_shapes=[("transformer.h.0.attn.c_attn.bias", (96,))])
-    # GPT-2 classifier (3 labels): two with a score head of their own, one with LoRA only
+    # GPT-2 classifier (3 labels): two with a score head of their own (one with LoRA on the token
+    # embedding too), one with LoRA only
     score = [("score.weight", (3, 32))]
-    adapter(folder, "classify-attn", gpt2_modules(["c_attn"]), 2, 4, 4, True, head="score", head_shapes=score)
+    adapter(folder, "classify-attn", gpt2_modules(["c_attn"]), 2, 4, 4, True, head="score", head_shapes=score,
+            embedding=("transformer.wte", (96, 32)))
     adapter(folder, "classify-mlp", gpt2_modules(["c_fc", "attn.c_proj"]), 6, 12, 5, True, head="score",
             head_shapes=score)
     adapter(folder, "classify-lora", gpt2_modules(["c_attn"], layers=(0,)), 3, 3, 6, True, layers=[0])
@@ -112,7 +120,8 @@ def main():
             head="classifier", head_shapes=classifier)
     adapter(folder, "vit-mlp", clip_modules("vision_model", ["fc1", "fc2", "out_proj"], 32, 64), 2, 2, 8, False)
     # CLIP: the text tower (width 32, MLP 48), the vision tower (width 24, MLP 64)
-    adapter(folder, "clip-text", clip_modules("text_model", ["q_proj", "k_proj"], 32, 48), 2, 4, 9, False)
+    adapter(folder, "clip-text", clip_modules("text_model", ["q_proj", "k_proj"], 32, 48), 2, 4, 9, False,
+            embedding=("text_model.embeddings.token_embedding", (64, 32)))
     adapter(folder, "clip-both", clip_modules("vision_model", ["fc1"], 24, 64) +
             clip_modules("text_model", ["out_proj"], 32, 48, layers=(1,)), 5, 10, 10, False)
 
