@@ -22,7 +22,7 @@ for plot in loss accuracy pretrain clip patches; do
     expect_success "the $plot plot is a PNG" bash -c "file '$out/report/$plot.png' | grep -q 'PNG image data'"
 done
 # Every run's row: a parameter count and four metrics.
-expect_success "17 runs in the results" test "$(tail -n +2 "$out/report/results.tsv" | wc -l)" -eq 17
+expect_success "19 runs in the results" test "$(tail -n +2 "$out/report/results.tsv" | wc -l)" -eq 19
 expect_success "every result is complete" awk -F'\t' \
     'NR > 1 && (NF != 6 || $2 !~ /^[0-9]+$/ || $3 !~ /^[0-9.]+$/ || $5 !~ /^[0-9.]+$/) { exit 1 }' "$out/report/results.tsv"
 expect_success "LoRA r = 8 trains more than r = 1, under a tenth of full" awk -F'\t' \

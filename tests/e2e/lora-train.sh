@@ -169,6 +169,8 @@ grep -q '"modules_to_save": \[' "$work/classify/adapter_config.json" && grep -q 
 expect_success "regress" lora-train -q --model $n/gpt2-regress.safetensors --task regress --method bitfit --steps 3 --batch-size 2 --dev $n/gpt2-regress.ids.npy --dev $n/gpt2-regress.targets.npy -o "$work/regress.safetensors" $n/gpt2-regress.ids.npy $n/gpt2-regress.targets.npy
 expect_success "vit classify" lora-train -q --model $n/vit.safetensors --task classify --targets q,v --steps 2 --batch-size 2 -o "$work/vit" $n/vit.patches.npy $n/vit.targets.npy
 expect_success "clip, InfoNCE" lora-train -q --model $n/clip.safetensors --task clip --steps 2 --batch-size 2 --dev $n/clip.patches.npy --dev $n/clip.ids.npy -o "$work/clip" $n/clip.patches.npy $n/clip.ids.npy
+expect_success "clip, LoRA on the text tower's token embedding" lora-train -q --model $n/clip.safetensors --task clip --targets q,v,token_embedding --steps 2 --batch-size 2 -o "$work/clip-embedding" $n/clip.patches.npy $n/clip.ids.npy
+expect_success "  its PEFT keys" grep -q '"base_model.model.text_model.embeddings.token_embedding.lora_embedding_A":{"dtype":"F32","shape":\[8,64\]' "$work/clip-embedding/adapter_model.safetensors"
 for loss in triplet npair contrastive; do
     expect_success "clip, $loss" lora-train -q --model $n/clip.safetensors --task clip --loss $loss --method adapter-h --steps 2 --batch-size 2 -o "$work/clip-$loss.safetensors" $n/clip.patches.npy $n/clip.ids.npy
 done
