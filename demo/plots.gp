@@ -13,7 +13,7 @@ set output out."/report/loss.png"
 set title "Fine-tuning on the fortune-category task: training loss"
 set xlabel "step"
 set ylabel "cross-entropy (smoothed)"
-# Ten lines: the eight default colours, then dashed ones.
+# Up to twelve lines: the eight default colours, then dashed ones.
 do for [i=9:12] { set linetype i linecolor i - 8 dashtype 2 }
 plot for [i=1:words(methods)] out."/methods/".word(methods, i)."/log.tsv" using 1:3 skip 1 smooth bezier \
     with lines linetype i linewidth 2 title word(methods, i)
