@@ -89,6 +89,12 @@ expect_failure "patches for a gpt2" 1 "vit.patches.npy: holds patches; a gpt2 mo
 expect_failure "adapter without a config" 1 "/no-config: no adapter_config.json: not a PEFT adapter folder" lora-predict --model $d/gpt2-lm.safetensors --adapter "$work/no-config" -o "$work/out.npy" $d/gpt2-lm.ids.npy
 expect_failure "adapter for another model" 1 "adapter_model.safetensors: tensor 'base_model.model.score.weight' has shape \[3, 32\], the model's 'score.weight' is \[1, 32\]" lora-predict --model $d/gpt2-regress.safetensors --adapter "$work/bad-adapter" -o "$work/out.tsv" $d/gpt2-regress.ids.npy
 expect_failure "adapter module the model lacks" 1 "adapter-classify: module 'transformer.h.0.mlp.c_fc': not a linear layer of the model" lora-predict --model $d/vit.safetensors --adapter $d/adapter-classify -o "$work/out.tsv" $d/vit.patches.npy
+model-init -q --arch gpt2 --preset tiny --set n_embd=32 --set n_head=4 --set n_layer=2 --set n_positions=16 --set vocab_size=100 -o "$work/vocab-100.safetensors"
+expect_failure "an embedding's LoRA for another vocabulary" 1 "adapter-lm: module 'transformer.wte': lora_embedding_A \[2, 96\] and lora_embedding_B \[32, 2\] do not fit an embedding of 100 entries of width 32" lora-predict --model "$work/vocab-100.safetensors" --adapter $d/adapter-lm -o "$work/out.npy" $d/gpt2-lm.ids.npy
+mkdir -p "$work/position-lora"
+cp $d/adapter-lm/adapter_config.json "$work/position-lora/"
+sed 's/transformer\.wte\.lora_embedding/transformer.wpe.lora_embedding/g' $d/adapter-lm/adapter_model.safetensors >"$work/position-lora/adapter_model.safetensors"
+expect_failure "LoRA on the position embedding" 1 "/position-lora: module 'transformer.wpe': not a token embedding of the model" lora-predict --model $d/gpt2-lm.safetensors --adapter "$work/position-lora" -o "$work/out.npy" $d/gpt2-lm.ids.npy
 expect_failure "DoRA adapter" 1 "/dora: a DoRA adapter \(use_dora\)" lora-predict --model $d/gpt2-lm.safetensors --adapter "$work/dora" -o "$work/out.npy" $d/gpt2-lm.ids.npy
 expect_failure "adapter holding a NaN" 1 "nan-adapter/adapter_model.safetensors: tensor '.*' holds NaN at element" lora-predict --model $d/gpt2-lm.safetensors --adapter "$work/nan-adapter" -o "$work/out.npy" $d/gpt2-lm.ids.npy
 expect_failure "prompt + new tokens over the positions" 1 "gpt2-lm.ids.npy: 10 prompt tokens and 7 new ones need 17 positions, the model has 16" lora-predict --model $d/gpt2-lm.safetensors --generate 7 -o "$work/out.txt" $d/gpt2-lm.ids.npy
