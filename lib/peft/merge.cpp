@@ -115,6 +115,12 @@ bool planner::plan_lora(std::size_t number, const lora_pair& pair, std::set<std:
         float factor = static_cast<float>(sign * adapters_[number].weight * pair.scale);
         change_at(*where).terms.push_back({merge_term::kind::lora, number, &pair, nullptr, factor, flip});
         if (pair.bias) plan_lora_bias(number, pair, factor);
+        // A GPT-2 LM's head is its token embedding (a classifier has a score head instead).
+        if (pair.kind == lora_pair::layer::embedding && !base_.find("score.weight") &&
+            tied_embedding_of(plan_.architecture, "lm_head") == where->name)
+            plan_.warnings.push_back(fmt::format(
+                "{}: module '{}': the LM head is tied to this embedding, so the merge changes the head too, as "
+                "PEFT's does (unmerged, the head reads the embedding without the update)", source.path(), pair.module));
     }
     return true;
 }

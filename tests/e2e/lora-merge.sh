@@ -16,6 +16,7 @@ expect_success "  equals PyTorch's merge" compare "$work/two.safetensors" $d/gpt
 expect_warning "LoRA on a tied lm_head" "stores lm_head as Linear" lora-merge $gpt2 $d/gpt2-head -o "$work/head.safetensors"
 expect_success "  gives lm_head.weight = wte + B A" compare "$work/head.safetensors" $d/gpt2-head.expected.safetensors --base $gpt2
 grep -q '"config":"{.*\\"tie_word_embeddings\\": false' "$work/head.safetensors" && pass || fail "  the output's config unties the head"
+expect_warning "LoRA on the token embedding of a tied LM" "adapter-lm: module 'transformer.wte': the LM head is tied to this embedding, so the merge changes the head too" lora-merge tests/data/nn/gpt2-lm.safetensors tests/data/nn/adapter-lm -o "$work/embedding.safetensors"
 expect_success "BitFit biases replace the base's" lora-merge $gpt2 $d/gpt2-bitfit.safetensors -o "$work/bitfit.safetensors"
 expect_success "  exactly" compare "$work/bitfit.safetensors" $d/gpt2-bitfit.expected.safetensors --units 0 --base $gpt2
 expect_success "ViT: F16, vit. prefix, rsLoRA, modules_to_save" lora-merge $d/vit.safetensors $d/vit-lora -o "$work/vit.safetensors"
