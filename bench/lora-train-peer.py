@@ -2,14 +2,15 @@
 the training-step benchmark (tests/data/nn/reference_models.py), trained as lora-train
 trains it: each step a batch of random windows of the token stream, forward, LM loss,
 backward, clip_grad_norm_(1.0), AdamW (weight decay 0.01) with linear decay; LoRA r=8 on the
-q and v slices of c_attn (loralib's MergedLinear layout) or full fine-tuning. Prints the
-tokens per second of the steps after the first two.
+q and v slices of c_attn (loralib's MergedLinear layout), the same and on the token embedding
+(lora-wte, PEFT's LoRA on an embedding), or full fine-tuning. Prints the tokens per second
+of the steps after the first two.
 With RANKS > 1, data-parallel as PyTorch does it (lora-train-mpi.sh's peer): RANKS processes
 (torch.multiprocessing) of BATCH / RANKS windows each, DistributedDataParallel over the gloo
 backend on loopback, which all-reduces the gradients in buckets during backward; tokens per
 second of all ranks together, timed on rank 0.
 
-usage: lora-train-peer.py full|lora TOKENS.u16 STEPS BATCH CONTEXT THREADS [RANKS]
+usage: lora-train-peer.py full|lora|lora-wte TOKENS.u16 STEPS BATCH CONTEXT THREADS [RANKS]
 """
 import os
 import sys
@@ -32,7 +33,7 @@ def train(rank):
     stream = np.memmap(path, dtype="<u2", mode="r")
 
     model = rm.GPT2LMHeadModel(config)
-    if method == "lora":
+    if method.startswith("lora"):
         for p in model.parameters():
             p.requires_grad_(False)
         for block in model.transformer.h:
@@ -40,6 +41,9 @@ def train(rank):
             block.attn.lora = rm.LoraSlices(d, d, [0, 2 * d], lora_rank, lora_rank)
             for a in block.attn.lora.lora_A:
                 torch.nn.init.kaiming_uniform_(a, a=5 ** 0.5)
+    if method == "lora-wte":
+        model.transformer.wte_lora = rm.LoraEmbedding(config["vocab_size"], config["n_embd"], lora_rank, lora_rank)
+        torch.nn.init.normal_(model.transformer.wte_lora.lora_embedding_B)
     trained = [p for p in model.parameters() if p.requires_grad]
     if ranks > 1:
         torch.distributed.init_process_group("gloo", rank=rank, world_size=ranks)
