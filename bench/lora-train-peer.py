@@ -34,13 +34,7 @@ def train(rank):
 
     model = rm.GPT2LMHeadModel(config)
     if method.startswith("lora"):
-        for p in model.parameters():
-            p.requires_grad_(False)
-        for block in model.transformer.h:
-            d = config["n_embd"]
-            block.attn.lora = rm.LoraSlices(d, d, [0, 2 * d], lora_rank, lora_rank)
-            for a in block.attn.lora.lora_A:
-                torch.nn.init.kaiming_uniform_(a, a=5 ** 0.5)
+        rm.lora_on_q_and_v(model, lora_rank, lora_rank)
     if method == "lora-wte":
         model.transformer.wte_lora = rm.LoraEmbedding(config["vocab_size"], config["n_embd"], lora_rank, lora_rank)
         torch.nn.init.normal_(model.transformer.wte_lora.lora_embedding_B)

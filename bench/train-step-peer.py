@@ -21,13 +21,7 @@ batch, time_steps, rank = 16, 128, 8
 
 model = rm.GPT2LMHeadModel(config)
 if method == "lora":
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for block in model.transformer.h:
-        d = config["n_embd"]
-        block.attn.lora = rm.LoraSlices(d, d, [0, 2 * d], rank, 2 * rank)
-        for a in block.attn.lora.lora_A:
-            torch.nn.init.kaiming_uniform_(a, a=5 ** 0.5)
+    rm.lora_on_q_and_v(model, rank, 2 * rank)
 optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
 generator = torch.Generator().manual_seed(1)

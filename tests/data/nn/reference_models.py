@@ -59,6 +59,18 @@ class LoraSlices(nn.Module):
         return torch.cat(parts, dim=-1)
 
 
+def lora_on_q_and_v(model, rank, alpha):
+    """Freezes a GPT-2 and puts LoRA on the q and v slices of every block's c_attn (loralib's
+    MergedLinear layout): A kaiming-uniform as PEFT draws it, B = 0. For the benchmarks' peers."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    d = model.transformer.wte.weight.shape[1]
+    for block in model.transformer.h:
+        block.attn.lora = LoraSlices(d, d, [0, 2 * d], rank, alpha)
+        for a in block.attn.lora.lora_A:
+            nn.init.kaiming_uniform_(a, a=math.sqrt(5))
+
+
 class LoraEmbedding(nn.Module):
     """PEFT's LoRA on an nn.Embedding: scale · Aᵀ[ids]·Bᵀ, A [r, num], B [dim, r]."""
 
