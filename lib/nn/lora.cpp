@@ -10,10 +10,7 @@ float lora_settings::scale() const {
     return rslora ? alpha / std::sqrt(static_cast<float>(rank)) : alpha / static_cast<float>(rank);
 }
 
-std::string lora_target::module() const {
-    const std::string& name = layer->weight->name;
-    return name.ends_with(".weight") ? name.substr(0, name.size() - 7) : name;
-}
+std::string lora_target::module() const { return module_of(*layer->weight); }
 
 std::optional<lora_target> find_lora_target(transformer_block& block, std::string_view target) {
     for (std::size_t third = 0; third < 3; ++third) {
@@ -46,8 +43,7 @@ lora_branch& add_lora(parameter_set& parameters, const lora_target& target, cons
 
 lora_branch& add_embedding_lora(parameter_set& parameters, embedding& layer, const lora_settings& settings,
                                 const std::string& tag) {
-    const std::string& name = layer.table->name;
-    const std::string module = name.ends_with(".weight") ? name.substr(0, name.size() - 7) : name;
+    const std::string module = module_of(*layer.table);
     const std::string suffix = tag.empty() ? "" : "." + tag;
     lora_branch branch;
     branch.a = &parameters.add(module + ".lora_embedding_A" + suffix, {settings.rank, layer.table->shape[0]});

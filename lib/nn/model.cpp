@@ -42,20 +42,14 @@ namespace {
 
 void add_layers(transformer_stack& stack, std::map<std::string, linear*>& layers) {
     for (transformer_block& block : stack.blocks())
-        for (linear* layer : block.linears()) {
-            const std::string& weight = layer->weight->name;
-            layers[weight.substr(0, weight.size() - std::string_view(".weight").size())] = layer;
-        }
+        for (linear* layer : block.linears()) layers[module_of(*layer->weight)] = layer;
 }
 
 }  // namespace
 
 lora_sites lora_sites_of(model& target) {
     lora_sites sites;
-    auto add_embedding = [&](embedding& layer) {
-        const std::string& weight = layer.table->name;
-        sites.embeddings[weight.substr(0, weight.size() - std::string_view(".weight").size())] = &layer;
-    };
+    auto add_embedding = [&](embedding& layer) { sites.embeddings[module_of(*layer.table)] = &layer; };
     if (target.gpt2) {
         add_layers(target.gpt2->stack(), sites.linears);
         add_embedding(target.gpt2->token_embedding());

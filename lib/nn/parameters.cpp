@@ -19,6 +19,12 @@ std::size_t parameter::size() const {
 
 std::string shape_text(std::span<const std::size_t> shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
+std::string module_of(const parameter& weight) {
+    constexpr std::string_view suffix = ".weight";
+    const std::string& name = weight.name;
+    return name.ends_with(suffix) ? name.substr(0, name.size() - suffix.size()) : name;
+}
+
 void fill_normal(parameter& p, float std, std::uint64_t seed, std::uint64_t stream) {
     random_generator random(seed, stream);
     for (std::size_t i = 0; i < p.size(); ++i) p.value[i] = static_cast<float>(random.normal() * std);

@@ -40,6 +40,9 @@ struct parameter {
 // "[768, 2304]"
 std::string shape_text(std::span<const std::size_t> shape);
 
+// The module path of a layer's weight: its name without ".weight" ("transformer.wte").
+std::string module_of(const parameter& weight);
+
 // Initialisation: values drawn from N(0, std²) by random_generator(seed, stream) (the
 // stream is usually the parameter's number, so that each parameter's values do not depend
 // on the others'), or a constant.

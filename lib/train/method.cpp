@@ -31,11 +31,8 @@ constexpr std::pair<task_kind, std::string_view> task_names[] = {
 // the data order draws from (which count epochs from 0).
 constexpr std::uint64_t initialization_streams = std::uint64_t{1} << 61;
 
-// The module path of a linear layer: its weight's name without ".weight".
-std::string module_of(const linear& layer) {
-    const std::string& name = layer.weight->name;
-    return name.substr(0, name.size() - std::string_view(".weight").size());
-}
+// A module path's last component: "wte", "token_embedding".
+std::string_view last_component(std::string_view module) { return module.substr(module.rfind('.') + 1); }
 
 // The last two components of a module path: "attn.c_attn", "self_attn.q_proj".
 std::string short_module(const std::string& module) {
@@ -50,13 +47,13 @@ std::string short_module(const std::string& module) {
 std::optional<lora_target> named_target(transformer_block& block, std::string_view target) {
     if (auto found = find_lora_target(block, target)) return found;
     for (linear* layer : block.linears()) {
-        std::string module = module_of(*layer);
-        std::string last = module.substr(module.rfind('.') + 1);
+        std::string module = module_of(*layer->weight);
+        std::string last(last_component(module));
         if (short_module(module) == target || last == target) {
             // A last component two layers share (GPT-2's c_proj) names neither.
             std::size_t sharing = 0;
             for (linear* other : block.linears())
-                if (module_of(*other).ends_with("." + last)) ++sharing;
+                if (module_of(*other->weight).ends_with("." + last)) ++sharing;
             if (short_module(module) == target || sharing == 1) return lora_target{layer, 0, layer->out, ""};
         }
     }
@@ -65,10 +62,9 @@ std::optional<lora_target> named_target(transformer_block& block, std::string_vi
 
 // The token embedding a target names, by its module's last component (gpt2's "wte", clip's
 // "token_embedding") or its path; null for another name.
-embedding* named_embedding(model& target, std::string_view name) {
-    lora_sites sites = lora_sites_of(target);
-    for (auto& [module, layer] : sites.embeddings)
-        if (module == name || std::string_view(module).substr(module.rfind('.') + 1) == name) return layer;
+embedding* named_embedding(const std::map<std::string, embedding*>& embeddings, std::string_view name) {
+    for (const auto& [module, layer] : embeddings)
+        if (module == name || last_component(module) == name) return layer;
     return nullptr;
 }
 
@@ -78,17 +74,6 @@ lora_settings target_settings(const method_settings& settings, std::string_view 
     for (const auto& [target, rank] : settings.rank_pattern)
         if (target == name) result.rank = rank;
     return result;
-}
-
-// LoRA on the token embedding, if `name` names it. Returns whether it did.
-bool add_embedding_branch(model& target, std::string_view name, const lora_settings& settings) {
-    embedding* layer = named_embedding(target, name);
-    if (!layer) return false;
-    if (layer->lora.empty()) {
-        lora_branch& branch = add_embedding_lora(target.parameters(), *layer, settings);
-        branch.a->trainable = branch.b->trainable = true;
-    }
-    return true;
 }
 
 // LoRA branches on the blocks' layers the targets name; `embedding_name` is the token
@@ -102,7 +87,7 @@ void add_lora_branches(parameter_set& parameters, transformer_stack& stack, std:
                 throw usage_error(fmt::format("--targets: '{}' is not a layer of this model (q, k, v, o, fc1, fc2, {}"
                                               "or a layer's name, such as {})", name,
                                               embedding_name.empty() ? "" : fmt::format("{}, ", embedding_name),
-                                              short_module(module_of(block.fc1))));
+                                              short_module(module_of(*block.fc1.weight))));
             bool repeated = false;
             for (const lora_branch& branch : target->layer->lora) {
                 if (branch.column == target->column && branch.width() == target->width) repeated = true;
@@ -117,7 +102,7 @@ void add_lora_branches(parameter_set& parameters, transformer_stack& stack, std:
                 branch.b->trainable = true;
                 if (branch.rank() != layer->lora.front().rank())  // one PEFT pair per layer (save_lora)
                     throw usage_error(fmt::format("--rank-pattern: the targets on {} need one rank",
-                                                  short_module(module_of(*layer))));
+                                                  short_module(module_of(*layer->weight))));
             }
     }
 }
@@ -180,12 +165,18 @@ void apply_method(model& target, const method_settings& settings, bool train_log
                                       method_name(settings.kind), architecture_name(target.arch())));
     switch (settings.kind) {
     case method_kind::lora: {
+        const auto embeddings = lora_sites_of(target).embeddings;
         std::vector<std::string> in_blocks;
-        for (const std::string& name : settings.targets)
-            if (!add_embedding_branch(target, name, target_settings(settings, name))) in_blocks.push_back(name);
-        auto embeddings = lora_sites_of(target).embeddings;
-        std::string embedding_name;
-        if (!embeddings.empty()) embedding_name = embeddings.begin()->first.substr(embeddings.begin()->first.rfind('.') + 1);
+        for (const std::string& name : settings.targets) {
+            embedding* layer = named_embedding(embeddings, name);
+            if (!layer) {
+                in_blocks.push_back(name);
+            } else if (layer->lora.empty()) {  // (named once)
+                lora_branch& branch = add_embedding_lora(parameters, *layer, target_settings(settings, name));
+                branch.a->trainable = branch.b->trainable = true;
+            }
+        }
+        std::string_view embedding_name = embeddings.empty() ? "" : last_component(embeddings.begin()->first);
         for (transformer_stack* stack : model_stacks(target))
             add_lora_branches(parameters, *stack, in_blocks, settings, embedding_name);
         break;
@@ -319,7 +310,7 @@ layer_lora store_layer_lora(const linear& layer, const lora_settings& settings, 
         for (std::size_t row = 0; row < branch.width(); ++row)
             for (std::size_t j = 0; j < r; ++j) b[(branch.column + row) * k * r + i * r + j] = branch.b->value[row * r + j];
     }
-    const std::string module = module_of(layer);
+    const std::string module = module_of(*layer.weight);
     store.add(peft_key(module, "lora_A.weight"), {k * r, in}, std::move(a));
     store.add(peft_key(module, "lora_B.weight"), {out, k * r}, std::move(b));
     const double factor = settings.rslora ? std::sqrt(static_cast<double>(k)) : static_cast<double>(k);
