@@ -95,6 +95,22 @@ mkdir -p "$work/position-lora"
 cp $d/adapter-lm/adapter_config.json "$work/position-lora/"
 sed 's/transformer\.wte\.lora_embedding/transformer.wpe.lora_embedding/g' $d/adapter-lm/adapter_model.safetensors >"$work/position-lora/adapter_model.safetensors"
 expect_failure "LoRA on the position embedding" 1 "/position-lora: module 'transformer.wpe': not a token embedding of the model" lora-predict --model $d/gpt2-lm.safetensors --adapter "$work/position-lora" -o "$work/out.npy" $d/gpt2-lm.ids.npy
+mkdir -p "$work/conv-lora"
+cp $d/adapter-lm/adapter_config.json "$work/conv-lora/"
+/usr/bin/python3 - $d/adapter-lm/adapter_model.safetensors "$work/conv-lora/adapter_model.safetensors" <<'PY'
+import json, struct, sys
+source, target = sys.argv[1:]
+with open(source, "rb") as f:
+    header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+    data = f.read()
+module = "base_model.model.transformer.h.0.attn.c_attn"  # its pair, reshaped as Conv2d LoRA's
+header[module + ".lora_A.weight"]["shape"] = [2, 8, 2, 2]
+header[module + ".lora_B.weight"]["shape"] = [96, 2, 1, 1]
+text = json.dumps(header).encode()
+with open(target, "wb") as f:
+    f.write(struct.pack("<Q", len(text)) + text + data)
+PY
+expect_failure "Conv2d LoRA" 1 "/conv-lora: module 'transformer.h.0.attn.c_attn': LoRA on a convolution is not applied \(merge it with lora-merge\)" lora-predict --model $d/gpt2-lm.safetensors --adapter "$work/conv-lora" -o "$work/out.npy" $d/gpt2-lm.ids.npy
 expect_failure "DoRA adapter" 1 "/dora: a DoRA adapter \(use_dora\)" lora-predict --model $d/gpt2-lm.safetensors --adapter "$work/dora" -o "$work/out.npy" $d/gpt2-lm.ids.npy
 expect_failure "adapter holding a NaN" 1 "nan-adapter/adapter_model.safetensors: tensor '.*' holds NaN at element" lora-predict --model $d/gpt2-lm.safetensors --adapter "$work/nan-adapter" -o "$work/out.npy" $d/gpt2-lm.ids.npy
 expect_failure "prompt + new tokens over the positions" 1 "gpt2-lm.ids.npy: 10 prompt tokens and 7 new ones need 17 positions, the model has 16" lora-predict --model $d/gpt2-lm.safetensors --generate 7 -o "$work/out.txt" $d/gpt2-lm.ids.npy
